@@ -1,0 +1,176 @@
+//! Shared pieces of the integration tests: a scratch directory with a
+//! config file, and the real `spiffe-helper` binary run against it.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use fake_workload_api::{Ca, FakeWorkloadApi, JwtIssuer, Pki, Svid, X509Update};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spiffe-helper");
+
+/// A temporary working directory holding `helper.conf` and a `certs/` folder.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("certs")).expect("certs dir");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// Writes `helper.conf` and returns its path.
+    pub fn conf(&self, text: &str) -> PathBuf {
+        let p = self.dir.path().join("helper.conf");
+        std::fs::write(&p, text).expect("write conf");
+        p
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+    }
+
+    pub fn read_string(&self, rel: &str) -> String {
+        String::from_utf8(self.read(rel)).expect("utf-8")
+    }
+
+    pub fn mode(&self, rel: &str) -> u32 {
+        std::fs::metadata(self.dir.path().join(rel))
+            .unwrap_or_else(|e| panic!("stat {rel}: {e}"))
+            .mode()
+            & 0o7777
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.dir.path().join(rel).exists()
+    }
+
+    /// Every entry of `certs/`, sorted.
+    pub fn cert_listing(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.certs())
+            .expect("read certs")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A command for the helper, run in this directory with a clean
+    /// environment for the Workload API variable.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SPIFFE_ENDPOINT_SOCKET")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs the helper to completion (with a generous deadline).
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_cmd(self.command(args)).await
+    }
+
+    pub async fn run_cmd(&self, mut c: tokio::process::Command) -> Run {
+        let out = tokio::time::timeout(Duration::from_secs(90), c.output())
+            .await
+            .expect("helper did not finish in 90 s")
+            .expect("spawn helper");
+        Run::from(out)
+    }
+}
+
+/// What a finished helper left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "helper failed:\n{}", self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, parts: &[&str]) -> &Self {
+        for p in parts {
+            assert!(self.stderr.contains(p), "stderr lacks {p:?}:\n{}", self.stderr);
+        }
+        self
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing the test at the deadline.
+pub async fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PEM `CERTIFICATE` blocks for DER certificates, as the helper writes them.
+pub fn pem_certs(ders: &[&[u8]]) -> String {
+    ders.iter()
+        .map(|d| pem_block("CERTIFICATE", d))
+        .collect::<String>()
+}
+
+pub fn pem_block(tag: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut s = format!("-----BEGIN {tag}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        s.push_str(std::str::from_utf8(chunk).expect("ascii"));
+        s.push('\n');
+    }
+    s.push_str(&format!("-----END {tag}-----\n"));
+    s
+}
+
+/// The claims of a compact JWT (no signature check: the fake signed it).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("JWT has a payload");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&raw).expect("JSON claims")
+}
