@@ -50,6 +50,17 @@ impl WriteError {
     }
 }
 
+impl WriteError {
+    /// A failure that is not about one file's I/O (e.g. a lost write task).
+    pub fn other(reason: &str) -> Self {
+        Self {
+            path: PathBuf::new(),
+            reason: reason.to_owned(),
+            source: io::Error::other(reason.to_owned()),
+        }
+    }
+}
+
 /// One file of a batch: where, what, and with which permission bits.
 pub struct FileWrite<'a> {
     pub path: &'a Path,

@@ -8,6 +8,10 @@
 //! - `x509`, `jwt`: rendering the credentials into file contents.
 //! - `disk`: the atomic writer every file goes through.
 //! - `oneshot`: `daemon_mode = false`.
+//! - `app`: daemon mode: the X.509 watcher, JWT tasks, health server and
+//!   process supervisor under one cancellation token.
+//! - `status`, `health`: the shared write status and the HTTP probes.
+//! - `supervisor`: starting and signalling `cmd` and the pid-file process.
 //! - `backoff`, `secret`: small shared pieces.
 
 use std::io::IsTerminal as _;
@@ -15,13 +19,17 @@ use std::process::ExitCode;
 
 use tracing::{error, warn};
 
+mod app;
 mod backoff;
 mod cli;
 mod config;
 mod disk;
+mod health;
 mod jwt;
 mod oneshot;
 mod secret;
+mod status;
+mod supervisor;
 mod workload;
 mod x509;
 
@@ -70,15 +78,20 @@ fn main() -> ExitCode {
         }
     };
     let result = if cfg.daemon_mode {
-        error!("daemon mode is not available in this build; run with -daemon-mode=false");
-        return ExitCode::FAILURE;
+        runtime
+            .block_on(app::run(cfg))
+            .map_err(|e| chain(&e))
     } else {
-        runtime.block_on(oneshot::run(&cfg))
+        runtime
+            .block_on(oneshot::run(&cfg))
+            .map_err(|e| chain(&e))
     };
+    // Do not wait for blocking writes still under way at shutdown.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{}", chain(&e));
+            error!("{e}");
             ExitCode::FAILURE
         }
     }

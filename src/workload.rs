@@ -145,6 +145,16 @@ impl Client {
         result.map_err(|e| self.agent.err(e))
     }
 
+    /// Asks the agent to validate `token` for `audience` against its JWT
+    /// bundles (signature, audience, expiry).
+    pub async fn validate_jwt(&self, audience: &str, token: &str) -> Result<(), WorkloadError> {
+        self.inner
+            .validate_jwt_token(audience, token)
+            .await
+            .map(drop)
+            .map_err(|e| self.agent.err(e))
+    }
+
     /// The current JWT bundles of every trust domain.
     pub async fn fetch_jwt_bundles(&self) -> Result<JwtBundleSet, WorkloadError> {
         self.inner

@@ -2,9 +2,18 @@
 //! files (SVID chain, private key, trust bundle) and writing them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use spiffe::{X509Context, X509Svid};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info};
 
+use crate::backoff::{sleep_or_cancel, Backoff, Repeats};
+use crate::oneshot::unix_now;
+use crate::status::{StatusTx, WriteStatus};
+use crate::workload::Agent;
 use crate::config::X509Output;
 use crate::disk::{self, FileWrite, WriteError};
 use crate::secret::Secret;
@@ -121,6 +130,106 @@ pub fn write(files: &X509Files, out: &X509Output) -> Result<(), WriteError> {
             mode: out.svid.mode,
         },
     ])
+}
+
+/// What the X.509 watcher needs.
+pub struct Watcher {
+    pub agent: Agent,
+    pub out: Arc<X509Output>,
+    pub hint: Option<String>,
+    pub status: StatusTx,
+    /// Bumped after every successful write; the supervisor listens.
+    pub renewals: watch::Sender<u64>,
+}
+
+impl Watcher {
+    /// Streams X.509 contexts until cancelled, writing each one. A broken
+    /// stream or an absent agent is retried forever with backoff.
+    pub async fn run(self, token: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut repeats = Repeats::default();
+        loop {
+            let failure = tokio::select! {
+                biased;
+                () = token.cancelled() => return,
+                f = self.stream_once(&mut backoff, &mut repeats) => f,
+            };
+            repeats.warn(&format!("X.509 SVID stream: {failure}; reconnecting"));
+            let delay = backoff.next_delay();
+            debug!("reconnecting in {} ms", delay.as_millis());
+            if sleep_or_cancel(&token, delay).await {
+                return;
+            }
+        }
+    }
+
+    /// Connects and handles updates until the stream breaks; returns why.
+    async fn stream_once(&self, backoff: &mut Backoff, repeats: &mut Repeats) -> String {
+        let client = match self.agent.connect().await {
+            Ok(c) => c,
+            Err(e) => return e.to_string(),
+        };
+        let mut stream = match client.stream_x509().await {
+            Ok(s) => s,
+            Err(e) => return e.to_string(),
+        };
+        loop {
+            match stream.next().await {
+                Some(Ok(ctx)) => {
+                    backoff.reset();
+                    repeats.clear();
+                    self.update(&ctx).await;
+                }
+                Some(Err(e)) => return e.to_string(),
+                None => return "the agent closed the stream".to_owned(),
+            }
+        }
+    }
+
+    async fn update(&self, ctx: &X509Context) {
+        for svid in ctx.svids() {
+            info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
+        }
+        let files = match render(ctx, &self.out, self.hint.as_deref(), unix_now()) {
+            Ok(f) => f,
+            Err(e) => {
+                error!("cannot use the X.509 update: {e}");
+                self.set_status(WriteStatus::Failed, None);
+                return;
+            }
+        };
+        let out = Arc::clone(&self.out);
+        let written = tokio::task::spawn_blocking(move || write(&files, &out).map(|()| files)).await;
+        match written {
+            Ok(Ok(files)) => {
+                info!(
+                    spiffe_id = %files.spiffe_id,
+                    serial = %files.serial,
+                    svid = %self.out.svid.path.display(),
+                    "X.509 SVID written"
+                );
+                self.set_status(WriteStatus::Written, Some(files.not_after));
+                self.renewals.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Ok(Err(e)) => {
+                error!("{e}; the previous files are unchanged");
+                self.set_status(WriteStatus::Failed, None);
+            }
+            Err(e) => {
+                error!("X.509 write task failed: {e}");
+                self.set_status(WriteStatus::Failed, None);
+            }
+        }
+    }
+
+    fn set_status(&self, status: WriteStatus, not_after: Option<i64>) {
+        self.status.send_modify(|s| {
+            s.x509 = Some(status);
+            if not_after.is_some() {
+                s.x509_not_after = not_after;
+            }
+        });
+    }
 }
 
 struct CertInfo {

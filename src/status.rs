@@ -1,0 +1,169 @@
+//! The shared write status that every task reports into and the health
+//! server reads: one `watch` channel, so no lock is ever held across an
+//! `.await` and readers always see a consistent snapshot.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// The state of one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteStatus {
+    Unwritten,
+    Written,
+    Failed,
+}
+
+/// Every configured output's status, plus the expiry of the X.509 SVID on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `None` when no X.509 output is configured.
+    pub x509: Option<WriteStatus>,
+    /// NotAfter (seconds since the epoch) of the last X.509 SVID written.
+    pub x509_not_after: Option<i64>,
+    /// Keyed by `cert_dir` joined with the file name: the JWT bundle file
+    /// and every JWT SVID file.
+    pub jwt: BTreeMap<String, WriteStatus>,
+}
+
+pub type StatusTx = watch::Sender<Status>;
+pub type StatusRx = watch::Receiver<Status>;
+
+/// The key under which a file's status is reported.
+pub fn key(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+impl Status {
+    /// Everything configured, nothing written yet.
+    pub fn new(cfg: &Config) -> Self {
+        let mut jwt = BTreeMap::new();
+        if let Some(b) = &cfg.jwt_bundle {
+            jwt.insert(key(&b.path), WriteStatus::Unwritten);
+        }
+        for s in &cfg.jwt_svids {
+            jwt.insert(key(&s.file.path), WriteStatus::Unwritten);
+        }
+        Self {
+            x509: cfg.x509.as_ref().map(|_| WriteStatus::Unwritten),
+            x509_not_after: None,
+            jwt,
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = WriteStatus> + '_ {
+        self.x509.into_iter().chain(self.jwt.values().copied())
+    }
+
+    /// Live unless some write failed, or the X.509 SVID on disk has expired
+    /// (`now` in seconds since the epoch).
+    pub fn is_live(&self, now: i64) -> bool {
+        let expired = self.x509_not_after.is_some_and(|t| t < now);
+        !expired && self.all().all(|s| s != WriteStatus::Failed)
+    }
+
+    /// Ready once every configured output has been written.
+    pub fn is_ready(&self) -> bool {
+        self.all().all(|s| s == WriteStatus::Written)
+    }
+
+    /// The health endpoints' JSON body, as the Go helper writes it.
+    pub fn body(&self, ok: bool) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            status: &'static str,
+            health: Health<'a>,
+        }
+        #[derive(Serialize)]
+        struct Health<'a> {
+            file_write_statuses: Files<'a>,
+        }
+        #[derive(Serialize)]
+        struct Files<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            x509_write_status: Option<WriteStatus>,
+            jwt_write_status: &'a BTreeMap<String, WriteStatus>,
+        }
+        let body = Body {
+            status: if ok { "OK" } else { "Service Unavailable" },
+            health: Health {
+                file_write_statuses: Files {
+                    x509_write_status: self.x509,
+                    jwt_write_status: &self.jwt,
+                },
+            },
+        };
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+/// Records one JWT file's status.
+pub fn set_jwt(tx: &StatusTx, path: &std::path::Path, status: WriteStatus) {
+    let k = key(path);
+    tx.send_if_modified(|s| s.jwt.insert(k, status) != Some(status));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> Status {
+        let mut jwt = BTreeMap::new();
+        jwt.insert("certs/jwt.token".to_owned(), WriteStatus::Unwritten);
+        Status {
+            x509: Some(WriteStatus::Unwritten),
+            x509_not_after: None,
+            jwt,
+        }
+    }
+
+    #[test]
+    fn unwritten_is_live_but_not_ready() {
+        let s = status();
+        assert!(s.is_live(0));
+        assert!(!s.is_ready());
+    }
+
+    #[test]
+    fn all_written_is_ready_and_one_failure_is_not_live() {
+        let mut s = status();
+        s.x509 = Some(WriteStatus::Written);
+        s.jwt.insert("certs/jwt.token".into(), WriteStatus::Written);
+        assert!(s.is_ready() && s.is_live(0));
+        s.jwt.insert("certs/jwt.token".into(), WriteStatus::Failed);
+        assert!(!s.is_ready() && !s.is_live(0));
+    }
+
+    #[test]
+    fn expired_svid_on_disk_is_not_live() {
+        let mut s = status();
+        s.x509 = Some(WriteStatus::Written);
+        s.x509_not_after = Some(100);
+        assert!(s.is_live(100));
+        assert!(!s.is_live(101));
+    }
+
+    #[test]
+    fn body_matches_the_go_helper() {
+        let mut s = status();
+        s.x509 = Some(WriteStatus::Written);
+        s.jwt.insert("certs/jwt.token".into(), WriteStatus::Written);
+        assert_eq!(
+            s.body(true),
+            r#"{"status":"OK","health":{"file_write_statuses":{"x509_write_status":"written","jwt_write_status":{"certs/jwt.token":"written"}}}}"#
+        );
+        let none = Status {
+            x509: None,
+            x509_not_after: None,
+            jwt: BTreeMap::new(),
+        };
+        assert_eq!(
+            none.body(false),
+            r#"{"status":"Service Unavailable","health":{"file_write_statuses":{"jwt_write_status":{}}}}"#
+        );
+    }
+}
