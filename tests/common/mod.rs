@@ -174,3 +174,87 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
         .expect("base64url payload");
     serde_json::from_slice(&raw).expect("JSON claims")
 }
+
+/// A helper running in daemon mode; killed when dropped.
+pub struct Daemon {
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+}
+
+impl Workdir {
+    /// Starts the helper in the background; its stderr goes to `helper.log`.
+    pub fn spawn(&self, args: &[&str]) -> Daemon {
+        let log = self.dir.path().join("helper.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut c = self.command(args);
+        c.stderr(file).stdout(Stdio::null());
+        let child = c.spawn().expect("spawn helper");
+        Daemon { child, log }
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("running") as i32
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill");
+    }
+
+    /// Waits for the log to contain `text`.
+    pub async fn wait_log(&self, text: &str, deadline: Duration) {
+        let what = format!("log line {text:?}");
+        let log = self.log.clone();
+        wait_for(&what, deadline, || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains(text))
+                .map(drop)
+        })
+        .await;
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("helper did not exit in {deadline:?}:\n{}", self.logs()))
+            .expect("wait");
+        status.code()
+    }
+}
+
+/// A port that was free a moment ago, for the health server.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A minimal HTTP/1.0 GET on loopback: (status code, body); None if the
+/// connection failed.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
+
+/// Reads a file if it exists.
+pub fn read_opt(p: &Path) -> Option<Vec<u8>> {
+    std::fs::read(p).ok()
+}

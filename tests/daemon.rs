@@ -1,0 +1,217 @@
+//! Daemon mode through the real binary: rotations, reconnects, write
+//! failures and recovery, JWT refresh, and readers during rotations.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn daemon_conf(socket: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"
+agent_address = "{}"
+cert_dir = "certs"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+{extra}
+"#,
+        socket.display()
+    )
+}
+
+/// Waits until `certs/svid.pem` starts with `svid`'s leaf.
+async fn wait_svid(w: &Workdir, svid: &Svid) {
+    let want = pem_certs(&[svid.leaf_der()]);
+    let path = w.certs().join("svid.pem");
+    wait_for("the SVID file to hold the new leaf", LONG, || {
+        read_opt(&path)
+            .filter(|b| b.starts_with(want.as_bytes()))
+            .map(drop)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotations_pushed_by_the_agent_reach_the_files() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    let w = Workdir::new();
+    w.conf(&daemon_conf(api.socket_path(), ""));
+    let mut d = w.spawn(&["-config", "helper.conf"]);
+    wait_svid(&w, &first).await;
+
+    for _ in 0..3 {
+        let next = pki.svid();
+        assert_ne!(next.serial, first.serial);
+        api.set_x509(pki.x509_update(next.clone()));
+        wait_svid(&w, &next).await;
+        assert_eq!(
+            w.read_string("certs/svid_key.pem"),
+            pem_block("PRIVATE KEY", &next.key_pkcs8),
+            "the key must match the certificate once the certificate is in place"
+        );
+    }
+    assert_eq!(w.cert_listing(), ["svid.pem", "svid_bundle.pem", "svid_key.pem"]);
+    assert!(!d.logs().contains("PRIVATE KEY"));
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_down_at_start_then_up_writes_the_files_without_restart() {
+    let sockdir = tempfile::tempdir().unwrap();
+    let socket = sockdir.path().join("agent.sock");
+    let w = Workdir::new();
+    w.conf(&daemon_conf(&socket, ""));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    d.wait_log("reconnecting", LONG).await;
+    assert!(!w.exists("certs/svid.pem"));
+
+    let api = FakeWorkloadApi::start_at(&socket).await;
+    let pki = Pki::new();
+    let svid = pki.svid();
+    api.set_x509(pki.x509_update(svid.clone()));
+    wait_svid(&w, &svid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_restarted_mid_stream_is_followed() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    let w = Workdir::new();
+    w.conf(&daemon_conf(api.socket_path(), ""));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    wait_svid(&w, &first).await;
+
+    api.stop().await;
+    d.wait_log("reconnecting", LONG).await;
+    let second = pki.svid();
+    api.set_x509(pki.x509_update(second.clone()));
+    api.start_again().await;
+    wait_svid(&w, &second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_write_keeps_the_last_good_files_and_recovers() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    let w = Workdir::new();
+    w.conf(&daemon_conf(api.socket_path(), ""));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    wait_svid(&w, &first).await;
+    let good = w.read("certs/svid.pem");
+
+    // Take the directory away (this works even for root, unlike chmod).
+    let away = w.path().join("certs.away");
+    std::fs::rename(w.certs(), &away).unwrap();
+    api.set_x509(pki.x509_update(pki.svid()));
+    d.wait_log("previous files are unchanged", LONG).await;
+    assert_eq!(std::fs::read(away.join("svid.pem")).unwrap(), good);
+    let leftovers: Vec<_> = std::fs::read_dir(&away).unwrap().collect();
+    assert_eq!(leftovers.len(), 3);
+
+    std::fs::rename(&away, w.certs()).unwrap();
+    let third = pki.svid();
+    api.set_x509(pki.x509_update(third.clone()));
+    wait_svid(&w, &third).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_svid_is_refreshed_before_it_expires_and_bundle_updates_are_written() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_jwt_svids(
+        pki.jwt.clone(),
+        vec![("spiffe://example.org/workload".into(), String::new())],
+        Duration::from_secs(4),
+    );
+    api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
+    let w = Workdir::new();
+    w.conf(&format!(
+        r#"
+agent_address = "{}"
+cert_dir = "certs"
+jwt_bundle_file_name = "bundle.json"
+jwt_svids = [{{ jwt_audience = "db", jwt_extra_audiences = ["x"], jwt_svid_file_name = "db.token" }}]
+"#,
+        api.socket_path().display()
+    ));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    let path = w.certs().join("db.token");
+    let first = wait_for("the first token", LONG, || read_opt(&path)).await;
+    let first = String::from_utf8(first).unwrap();
+    let exp = jwt_claims(&first)["exp"].as_i64().unwrap();
+    // A 4 s token is refreshed after about 3 s, before it expires.
+    let second = wait_for("a refreshed token", LONG, || {
+        read_opt(&path).filter(|t| t != first.as_bytes())
+    })
+    .await;
+    let second = String::from_utf8(second).unwrap();
+    assert!(jwt_claims(&second)["exp"].as_i64().unwrap() > exp);
+    assert_eq!(jwt_claims(&second)["aud"], serde_json::json!(["db", "x"]));
+    assert!(api.calls("ValidateJWTSVID") >= 2, "tokens are validated before writing");
+    assert!(!d.logs().contains(&first) && !d.logs().contains(&second));
+
+    // A new JWT bundle pushed on the stream lands in the file.
+    let bundle_path = w.certs().join("bundle.json");
+    wait_for("the JWT bundle", LONG, || read_opt(&bundle_path)).await;
+    let extra = JwtIssuer::new("federated.test", "k9");
+    api.set_jwt_bundles(vec![
+        ("example.org".into(), pki.jwt.jwks_json()),
+        ("federated.test".into(), extra.jwks_json()),
+    ]);
+    wait_for("the updated JWT bundle", LONG, || {
+        read_opt(&bundle_path).filter(|b| String::from_utf8_lossy(b).contains("federated.test"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_never_see_an_empty_or_torn_file_during_fast_rotations() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    let w = Workdir::new();
+    w.conf(&daemon_conf(api.socket_path(), ""));
+    let _d = w.spawn(&["-config", "helper.conf"]);
+    wait_svid(&w, &first).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let certs = w.certs();
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (name, tag) in [("svid.pem", "CERTIFICATE"), ("svid_key.pem", "PRIVATE KEY")] {
+                    let text = std::fs::read_to_string(certs.join(name)).expect("file present");
+                    assert!(text.starts_with(&format!("-----BEGIN {tag}-----\n")), "torn {name}: {text:?}");
+                    assert!(text.ends_with(&format!("-----END {tag}-----\n")), "torn {name}: {text:?}");
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    let mut last = first;
+    for _ in 0..40 {
+        last = pki.svid();
+        api.set_x509(pki.x509_update(last.clone()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    wait_svid(&w, &last).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().expect("reader saw a torn file");
+    assert!(reads > 0);
+}
