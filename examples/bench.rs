@@ -1,0 +1,275 @@
+//! Measures the release binary against the fake Workload API and prints
+//! the figures: binary size, one-shot wall time, idle memory and CPU,
+//! rotation latency, memory after many rotations, and a rotation carrying
+//! a large federation.
+//!
+//! ```text
+//! bash .ci/bench            # builds the release binary, then runs this
+//! cargo run --release --example bench -- [--idle-secs 60] [--rotations 200] [--soak 10000]
+//! ```
+//!
+//! Nothing here asserts: the figures are for people to read.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fake_workload_api::{FakeWorkloadApi, Pki};
+use tokio::signal::unix::{signal, SignalKind};
+
+struct Args {
+    idle_secs: u64,
+    rotations: usize,
+    soak: usize,
+    federation: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        idle_secs: 60,
+        rotations: 200,
+        soak: 10_000,
+        federation: 1_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        match flag.as_str() {
+            "--idle-secs" => a.idle_secs = value,
+            "--rotations" => a.rotations = usize::try_from(value).unwrap_or(0),
+            "--soak" => a.soak = usize::try_from(value).unwrap_or(0),
+            "--federation" => a.federation = usize::try_from(value).unwrap_or(0),
+            other => eprintln!("bench: ignoring unknown argument {other}"),
+        }
+    }
+    a
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = args();
+    let helper = helper_binary();
+    println!("binary: {}", helper.display());
+    if let Ok(m) = std::fs::metadata(&helper) {
+        println!("binary size: {:.2} MB ({} bytes)", m.len() as f64 / 1e6, m.len());
+    }
+
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    api.set_jwt_svids(
+        pki.jwt.clone(),
+        vec![("spiffe://example.org/workload".into(), String::new())],
+        Duration::from_secs(3600),
+    );
+    api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).expect("certs");
+
+    // One-shot wall time, process start to exit.
+    let oneshot = write_conf(dir.path(), "oneshot.conf", api.socket_path(), &certs, false, None);
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let st = tokio::process::Command::new(&helper)
+            .arg("-config")
+            .arg(&oneshot)
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("run helper");
+        assert!(st.success(), "one-shot run failed");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "one-shot wall time (X.509 + 2 JWT SVIDs + JWT bundle, median of 10): {:.2} ms",
+        ms(times[5])
+    );
+
+    // Daemon: the bench itself is the pid-file process, so the helper's
+    // SIGUSR1 marks the end of each rotation (files renamed, signal sent).
+    let pid_file = dir.path().join("bench.pid");
+    std::fs::write(&pid_file, std::process::id().to_string()).expect("pid file");
+    let mut usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+    let port = free_port();
+    let daemon = write_conf(
+        dir.path(),
+        "daemon.conf",
+        api.socket_path(),
+        &certs,
+        true,
+        Some((&pid_file, port)),
+    );
+    let mut child = tokio::process::Command::new(&helper)
+        .arg("-config")
+        .arg(&daemon)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start daemon");
+    let pid = child.id().expect("pid");
+    // The first X.509 write signals us once.
+    tokio::time::timeout(Duration::from_secs(10), usr1.recv())
+        .await
+        .expect("first renewal signal");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("idle RSS after startup: {:.2} MB", rss_kb(pid) as f64 / 1024.0);
+
+    let cpu0 = cpu_ns(pid);
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let cpu1 = cpu_ns(pid);
+    println!(
+        "CPU time while idle for {} s: {:.3} ms",
+        args.idle_secs,
+        (cpu1 - cpu0) as f64 / 1e6
+    );
+
+    // Rotation latency: push → SIGUSR1 received.
+    let svids: Vec<_> = (0..args.rotations).map(|_| pki.svid()).collect();
+    let mut lat = Vec::with_capacity(args.rotations);
+    for svid in svids {
+        let update = pki.x509_update(svid);
+        let t = Instant::now();
+        api.set_x509(update);
+        tokio::time::timeout(Duration::from_secs(10), usr1.recv())
+            .await
+            .expect("renewal signal");
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    if !lat.is_empty() {
+        let p = |q: f64| ms(lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)]);
+        println!(
+            "rotation latency over {} rotations: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lat.len(),
+            p(0.50),
+            p(0.99),
+            ms(*lat.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+
+    // Memory after many rotations. Pre-mint a pool: minting is the slow part.
+    let rss_before = rss_kb(pid);
+    let pool: Vec<_> = (0..50).map(|_| pki.x509_update(pki.svid())).collect();
+    for i in 0..args.soak {
+        api.set_x509(pool[i % pool.len()].clone());
+        tokio::time::timeout(Duration::from_secs(10), usr1.recv())
+            .await
+            .expect("renewal signal");
+    }
+    let rss_after = rss_kb(pid);
+    println!(
+        "RSS after {} more rotations: {:.2} MB (growth {:+.2} MB)",
+        args.soak,
+        rss_after as f64 / 1024.0,
+        (rss_after as f64 - rss_before as f64) / 1024.0
+    );
+
+    // A rotation carrying a large federation.
+    if args.federation > 0 {
+        let mut update = pki.x509_update(pki.svid());
+        let root = pki.federated.cert_der();
+        update.federated = (0..args.federation)
+            .map(|i| (format!("federated-{i}.test"), vec![root.clone()]))
+            .collect();
+        let t = Instant::now();
+        api.set_x509(update);
+        tokio::time::timeout(Duration::from_secs(30), usr1.recv())
+            .await
+            .expect("renewal signal for the federation");
+        let bundle = std::fs::read_to_string(certs.join("svid_bundle.pem")).unwrap_or_default();
+        println!(
+            "rotation with {} federated trust domains: {:.2} ms ({} certificates in the bundle)",
+            args.federation,
+            ms(t.elapsed()),
+            bundle.matches("BEGIN CERTIFICATE").count()
+        );
+    }
+
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let t = Instant::now();
+    let _ = child.wait().await;
+    println!("shutdown on SIGTERM: {:.1} ms", ms(t.elapsed()));
+}
+
+fn write_conf(
+    dir: &Path,
+    name: &str,
+    socket: &Path,
+    certs: &Path,
+    daemon: bool,
+    extra: Option<(&Path, u16)>,
+) -> PathBuf {
+    let mut text = format!(
+        r#"agent_address = "{}"
+cert_dir = "{}"
+daemon_mode = {daemon}
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+include_federated_domains = true
+jwt_bundle_file_name = "jwt_bundle.json"
+jwt_svids = [
+  {{ jwt_audience = "a", jwt_svid_file_name = "a.token" }},
+  {{ jwt_audience = "b", jwt_extra_audiences = ["c"], jwt_svid_file_name = "b.token" }},
+]
+"#,
+        socket.display(),
+        certs.display()
+    );
+    if let Some((pid_file, port)) = extra {
+        text.push_str(&format!(
+            "pid_file_name = \"{}\"\nrenew_signal = \"SIGUSR1\"\nhealth_checks {{\n  listener_enabled = true\n  bind_port = {port}\n}}\n",
+            pid_file.display()
+        ));
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("conf");
+    p
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time used by every thread of a process, in nanoseconds
+/// (`/proc/<pid>/task/*/schedstat`, finer than the clock-tick counters).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(18081, |a| a.port())
+}
+
+fn helper_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    dir.join("spiffe-helper")
+}
