@@ -123,7 +123,7 @@ async fn main() {
     println!(
         "CPU time while idle for {} s: {:.3} ms",
         args.idle_secs,
-        (cpu1 - cpu0) as f64 / 1e6
+        cpu1.saturating_sub(cpu0) as f64 / 1e6
     );
 
     // Rotation latency: push → SIGUSR1 received.
