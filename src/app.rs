@@ -57,7 +57,11 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
             status: status_tx.clone(),
             renewals: renew_tx,
         };
-        tasks.spawn(watcher.run(token.child_token()).instrument(info_span!("x509")));
+        tasks.spawn(
+            watcher
+                .run(token.child_token())
+                .instrument(info_span!("x509")),
+        );
     } else {
         drop(renew_tx);
     }
@@ -95,10 +99,8 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     token.cancel();
     let _ = stop_tx.send(Some(sig));
 
-    let drained = tokio::time::timeout(DRAIN, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         warn!("some tasks did not stop in time; aborting them");
         tasks.abort_all();

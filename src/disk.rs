@@ -32,10 +32,9 @@ pub struct WriteError {
 impl WriteError {
     fn new(path: &Path, source: io::Error) -> Self {
         let reason = match source.kind() {
-            io::ErrorKind::NotFound => format!(
-                "directory {} does not exist",
-                display_dir(parent_dir(path))
-            ),
+            io::ErrorKind::NotFound => {
+                format!("directory {} does not exist", display_dir(parent_dir(path)))
+            }
             io::ErrorKind::PermissionDenied => format!(
                 "permission denied in directory {}",
                 display_dir(parent_dir(path))
@@ -250,7 +249,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.path, missing);
         assert_eq!(std::fs::read(&a).unwrap(), b"old a");
-        assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
     }
 
     #[test]

@@ -76,5 +76,10 @@ fn respond(ok: bool, s: &crate::status::Status) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, [(header::CONTENT_TYPE, "application/json")], s.body(ok)).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        s.body(ok),
+    )
+        .into_response()
 }

@@ -17,7 +17,7 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 mod app;
 mod backoff;
@@ -62,10 +62,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let cfg = loaded.config;
+    info!(
+        "using configuration file {} ({} mode)",
+        cfg.source.display(),
+        if cfg.daemon_mode {
+            "daemon"
+        } else {
+            "one-shot"
+        }
+    );
     for w in &loaded.warnings {
         warn!("{w}");
     }
-    let cfg = loaded.config;
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -78,13 +87,9 @@ fn main() -> ExitCode {
         }
     };
     let result = if cfg.daemon_mode {
-        runtime
-            .block_on(app::run(cfg))
-            .map_err(|e| chain(&e))
+        runtime.block_on(app::run(cfg)).map_err(|e| chain(&e))
     } else {
-        runtime
-            .block_on(oneshot::run(&cfg))
-            .map_err(|e| chain(&e))
+        runtime.block_on(oneshot::run(&cfg)).map_err(|e| chain(&e))
     };
     // Do not wait for blocking writes still under way at shutdown.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -49,7 +49,9 @@ pub async fn run_with_budget(cfg: &Config, budget: Duration) -> Result<(), OneSh
     let hint = cfg.hint.as_deref();
 
     if let Some(out) = &cfg.x509 {
-        let ctx = session.call(|c| async move { c.fetch_x509().await }).await?;
+        let ctx = session
+            .call(|c| async move { c.fetch_x509().await })
+            .await?;
         let files = x509::render(&ctx, out, hint, unix_now())?;
         x509::write(&files, out)?;
         info!(

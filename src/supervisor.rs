@@ -90,9 +90,13 @@ fn log_exit(status: std::io::Result<ExitStatus>) {
     use std::os::unix::process::ExitStatusExt as _;
     match status {
         Ok(s) => match (s.code(), s.signal()) {
-            (Some(code), _) => info!(code, "cmd exited; it will be started again at the next renewal"),
+            (Some(code), _) => info!(
+                code,
+                "cmd exited; it will be started again at the next renewal"
+            ),
             (None, Some(sig)) => {
-                let name = Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.as_str().to_owned());
+                let name = Signal::try_from(sig)
+                    .map_or_else(|_| sig.to_string(), |s| s.as_str().to_owned());
                 info!(signal = %name, "cmd was killed by a signal; it will be started again at the next renewal");
             }
             _ => info!("cmd exited"),
@@ -135,13 +139,20 @@ fn renew_child(cmd: &Command, sig: Option<Signal>, child: &mut Option<Child>) {
 /// kills it.
 async fn stop_child(mut c: Child, sig: Signal) {
     if let Some(pid) = c.id() {
-        info!(pid, signal = sig.as_str(), "forwarding shutdown signal to cmd");
+        info!(
+            pid,
+            signal = sig.as_str(),
+            "forwarding shutdown signal to cmd"
+        );
         let _ = kill(Pid::from_raw(pid as i32), sig);
     }
     match tokio::time::timeout(CHILD_GRACE, c.wait()).await {
         Ok(status) => log_exit(status),
         Err(_) => {
-            warn!("cmd did not exit within {}s; killing it", CHILD_GRACE.as_secs());
+            warn!(
+                "cmd did not exit within {}s; killing it",
+                CHILD_GRACE.as_secs()
+            );
             let _ = c.kill().await;
         }
     }
@@ -190,9 +201,13 @@ mod tests {
     fn pid_file_must_hold_a_positive_decimal_pid() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("app.pid");
-        assert!(signal_pid_once(&p, Signal::SIGCONT).unwrap_err().contains("cannot read"));
+        assert!(signal_pid_once(&p, Signal::SIGCONT)
+            .unwrap_err()
+            .contains("cannot read"));
         std::fs::write(&p, "abc").unwrap();
-        assert!(signal_pid_once(&p, Signal::SIGCONT).unwrap_err().contains("\"abc\""));
+        assert!(signal_pid_once(&p, Signal::SIGCONT)
+            .unwrap_err()
+            .contains("\"abc\""));
         std::fs::write(&p, "0\n").unwrap();
         assert!(signal_pid_once(&p, Signal::SIGCONT).is_err());
         // Our own pid, with surrounding whitespace; SIGCONT is harmless.

@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
 use crate::backoff::{sleep_or_cancel, Backoff, Repeats};
-use crate::oneshot::unix_now;
-use crate::status::{StatusTx, WriteStatus};
-use crate::workload::Agent;
 use crate::config::X509Output;
 use crate::disk::{self, FileWrite, WriteError};
+use crate::oneshot::unix_now;
 use crate::secret::Secret;
+use crate::status::{StatusTx, WriteStatus};
+use crate::workload::Agent;
 
 /// The rendered content of the three X.509 files.
 #[derive(Debug)]
@@ -46,7 +46,10 @@ pub enum RenderError {
 }
 
 /// Chooses the SVID: the one whose hint equals `hint`, else the first.
-pub fn select<'a>(ctx: &'a X509Context, hint: Option<&str>) -> Result<&'a Arc<X509Svid>, RenderError> {
+pub fn select<'a>(
+    ctx: &'a X509Context,
+    hint: Option<&str>,
+) -> Result<&'a Arc<X509Svid>, RenderError> {
     match hint {
         None => ctx.default_svid().ok_or(RenderError::NoSvid),
         Some(h) => ctx
@@ -101,10 +104,7 @@ pub fn render(
         serial: leaf.serial,
         not_after: leaf.not_after,
         svid_pem: pem_blocks("CERTIFICATE", &svid_certs),
-        key_pem: Secret::new(pem_blocks(
-            "PRIVATE KEY",
-            &[svid.private_key().as_bytes()],
-        )),
+        key_pem: Secret::new(pem_blocks("PRIVATE KEY", &[svid.private_key().as_bytes()])),
         bundle_pem: pem_blocks("CERTIFICATE", &bundle_certs),
     })
 }
@@ -199,7 +199,8 @@ impl Watcher {
             }
         };
         let out = Arc::clone(&self.out);
-        let written = tokio::task::spawn_blocking(move || write(&files, &out).map(|()| files)).await;
+        let written =
+            tokio::task::spawn_blocking(move || write(&files, &out).map(|()| files)).await;
         match written {
             Ok(Ok(files)) => {
                 info!(
@@ -362,7 +363,10 @@ mod tests {
         o.add_intermediates_to_bundle = true;
         let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &o, None, now()).unwrap();
         assert_eq!(f.svid_pem, pems(&[&w.svid.chain[0]]));
-        assert_eq!(f.bundle_pem, pems(&[&w.root.cert_der(), &w.inter.cert_der()]));
+        assert_eq!(
+            f.bundle_pem,
+            pems(&[&w.root.cert_der(), &w.inter.cert_der()])
+        );
     }
 
     #[test]
@@ -394,7 +398,10 @@ mod tests {
         let c = X509Context::new(vec![svid_of(&w.svid)], set);
         let mut o = opts();
         let kept = render(&c, &o, None, now()).unwrap();
-        assert_eq!(kept.bundle_pem, pems(&[&old.cert_der(), &w.root.cert_der()]));
+        assert_eq!(
+            kept.bundle_pem,
+            pems(&[&old.cert_der(), &w.root.cert_der()])
+        );
         o.omit_expired = true;
         let f = render(&c, &o, None, now()).unwrap();
         assert_eq!(f.bundle_pem, pems(&[&w.root.cert_der()]));
@@ -413,7 +420,8 @@ mod tests {
             .with_hint("internal");
         let first = Svid {
             hint: "external".into(),
-            ..w.inter.issue_svid("spiffe://example.org/w", Duration::from_secs(60))
+            ..w.inter
+                .issue_svid("spiffe://example.org/w", Duration::from_secs(60))
         };
         let c = ctx(&w, vec![svid_of(&first), svid_of(&other)]);
         let f = render(&c, &opts(), Some("internal"), now()).unwrap();

@@ -1,0 +1,217 @@
+//! The command line, read the way Go's `flag` package reads it, because
+//! existing manifests and units pass flags that way: one or two dashes,
+//! `-flag value` or `-flag=value`, a bare boolean flag meaning true, and
+//! parsing stopping at the first argument that is not a flag.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CliAction {
+    Run(CliArgs),
+    Version,
+    Help,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct CliArgs {
+    /// `-config`, default `helper.conf`.
+    pub config: PathBuf,
+    /// `-daemon-mode`, when given; `None` lets the file decide.
+    pub daemon_mode: Option<bool>,
+}
+
+/// A command line Go's `flag` package would refuse (exit code 2).
+#[derive(Debug, PartialEq, Eq)]
+pub struct CliError(String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// The usage text printed by `-help` and after a command-line error.
+pub fn usage() -> String {
+    concat!(
+        "Usage: spiffe-helper [-config FILE] [-daemon-mode=BOOL] [-version] [-help]\n",
+        "\n",
+        "Fetches the workload's SPIFFE identity from the Workload API, writes it to\n",
+        "files and keeps it rotated.\n",
+        "\n",
+        "  -config FILE\n",
+        "        configuration file, HCL or JSON (default \"helper.conf\")\n",
+        "  -daemon-mode=BOOL\n",
+        "        true: keep running, rotate the files and signal or start `cmd`;\n",
+        "        false: write the files once and exit (default: daemon_mode from\n",
+        "        the file, else true)\n",
+        "  -version\n",
+        "        print the version and exit\n",
+        "  -help, -h\n",
+        "        print this help and exit\n",
+        "\n",
+        "Flags take one or two dashes; values go after `=` or as the next argument.\n",
+        "Logs go to stderr; set the level with RUST_LOG (error, warn, info, debug).\n",
+    )
+    .to_owned()
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<CliAction, CliError> {
+    let mut config = PathBuf::from("helper.conf");
+    let mut daemon_mode = None;
+    let mut version = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // Go stops at the first non-flag argument; "--" ends the flags too.
+        if arg == "--" || arg.len() < 2 || !arg.starts_with('-') {
+            break;
+        }
+        let body = arg.strip_prefix("--").unwrap_or(&arg[1..]);
+        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
+            return Err(CliError(format!("bad flag syntax: {arg}")));
+        }
+        let (name, value) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (body, None),
+        };
+        match name {
+            "help" | "h" => return Ok(CliAction::Help),
+            "config" => {
+                let v = match value {
+                    Some(v) => v,
+                    None => args
+                        .next()
+                        .ok_or_else(|| CliError(format!("flag needs an argument: -{name}")))?,
+                };
+                config = PathBuf::from(v);
+            }
+            "daemon-mode" => daemon_mode = Some(bool_value(name, value.as_deref())?),
+            "version" => version = bool_value(name, value.as_deref())?,
+            _ => return Err(CliError(format!("flag provided but not defined: -{name}"))),
+        }
+    }
+    if version {
+        return Ok(CliAction::Version);
+    }
+    Ok(CliAction::Run(CliArgs {
+        config,
+        daemon_mode,
+    }))
+}
+
+/// A boolean flag: bare means true, else Go's `strconv.ParseBool` spellings.
+fn bool_value(name: &str, value: Option<&str>) -> Result<bool, CliError> {
+    match value {
+        None => Ok(true),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some(v) => Err(CliError(format!(
+            "invalid boolean value {v:?} for -{name}: use true or false"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<CliAction, CliError> {
+        parse(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    fn args(config: &str, daemon_mode: Option<bool>) -> CliAction {
+        CliAction::Run(CliArgs {
+            config: config.into(),
+            daemon_mode,
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(run(&[]).unwrap(), args("helper.conf", None));
+    }
+
+    #[test]
+    fn every_go_spelling_of_config() {
+        for form in [
+            &["-config", "a.conf"][..],
+            &["--config", "a.conf"],
+            &["-config=a.conf"],
+            &["--config=a.conf"],
+        ] {
+            assert_eq!(run(form).unwrap(), args("a.conf", None), "{form:?}");
+        }
+        // A value may itself contain '=' or start with a dash.
+        assert_eq!(run(&["-config=a=b"]).unwrap(), args("a=b", None));
+        assert_eq!(run(&["-config", "-x"]).unwrap(), args("-x", None));
+    }
+
+    #[test]
+    fn daemon_mode_bare_or_with_a_value() {
+        assert_eq!(
+            run(&["-daemon-mode"]).unwrap(),
+            args("helper.conf", Some(true))
+        );
+        for f in ["false", "0", "F", "FALSE", "False", "f"] {
+            let a = format!("--daemon-mode={f}");
+            assert_eq!(run(&[&a]).unwrap(), args("helper.conf", Some(false)), "{f}");
+        }
+        // Go does not take a separate value for a boolean flag.
+        assert_eq!(
+            run(&["-daemon-mode", "false", "-config", "x"]).unwrap(),
+            args("helper.conf", Some(true))
+        );
+        let e = run(&["-daemon-mode=maybe"]).unwrap_err();
+        assert!(e.to_string().contains("-daemon-mode"), "{e}");
+    }
+
+    #[test]
+    fn version_and_help() {
+        assert_eq!(run(&["-version"]).unwrap(), CliAction::Version);
+        assert_eq!(run(&["--version=true"]).unwrap(), CliAction::Version);
+        assert_eq!(run(&["-version=false"]).unwrap(), args("helper.conf", None));
+        for h in ["-h", "-help", "--help", "--h"] {
+            assert_eq!(run(&[h]).unwrap(), CliAction::Help, "{h}");
+        }
+        assert_eq!(run(&["-version", "-h"]).unwrap(), CliAction::Help);
+    }
+
+    #[test]
+    fn errors_read_like_go() {
+        assert_eq!(
+            run(&["-frobnicate"]).unwrap_err().to_string(),
+            "flag provided but not defined: -frobnicate"
+        );
+        assert_eq!(
+            run(&["-config"]).unwrap_err().to_string(),
+            "flag needs an argument: -config"
+        );
+        assert_eq!(
+            run(&["---config"]).unwrap_err().to_string(),
+            "bad flag syntax: ---config"
+        );
+        assert_eq!(
+            run(&["-=x"]).unwrap_err().to_string(),
+            "bad flag syntax: -=x"
+        );
+    }
+
+    #[test]
+    fn parsing_stops_at_the_first_non_flag() {
+        assert_eq!(run(&["x", "-bogus"]).unwrap(), args("helper.conf", None));
+        assert_eq!(run(&["--", "-bogus"]).unwrap(), args("helper.conf", None));
+        assert_eq!(run(&["-", "-bogus"]).unwrap(), args("helper.conf", None));
+    }
+
+    #[test]
+    fn usage_names_every_flag() {
+        let u = usage();
+        for f in ["-config", "-daemon-mode", "-version", "-help"] {
+            assert!(u.contains(f), "{f}");
+        }
+    }
+}

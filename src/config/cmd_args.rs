@@ -1,0 +1,232 @@
+//! `cmd_args` as a string, split exactly as the Go helper splits it: one
+//! record of Go's `encoding/csv` with a space as the field separator.
+//! Double quotes group a field and are removed, `""` inside quotes is a
+//! literal quote, single quotes and backslashes are ordinary characters, two
+//! spaces make an empty field, and a stray quote is an error.
+
+use std::fmt;
+
+/// Why a `cmd_args` string cannot be split, with Go's wording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitError {
+    pub line: usize,
+    pub column: usize,
+    pub bare: bool,
+}
+
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.bare {
+            "bare \" in non-quoted-field"
+        } else {
+            "extraneous or missing \" in quoted-field"
+        };
+        write!(
+            f,
+            "parse error on line {}, column {}: {what}",
+            self.line, self.column
+        )
+    }
+}
+
+/// The argv and whether text after the first record was ignored (the Go
+/// reader reads one line, or several when a quoted field spans them).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Split {
+    pub args: Vec<String>,
+    pub ignored_rest: bool,
+}
+
+pub fn split(input: &str) -> Result<Split, SplitError> {
+    if input.is_empty() {
+        return Ok(Split {
+            args: Vec::new(),
+            ignored_rest: false,
+        });
+    }
+    // Lines with "\r\n" normalised to "\n"; blank lines before the record
+    // are skipped, as the csv reader does.
+    let mut lines = input
+        .split_inclusive('\n')
+        .map(|l| match l.strip_suffix("\r\n") {
+            Some(s) => format!("{s}\n"),
+            None => l.to_owned(),
+        })
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .skip_while(|(_, l)| l == "\n");
+    let Some((mut line_no, mut line)) = lines.next() else {
+        return Ok(Split {
+            args: Vec::new(),
+            ignored_rest: false,
+        });
+    };
+    let mut args = Vec::new();
+    // Byte position within `line` where the current field starts.
+    let mut pos = 0;
+    'fields: loop {
+        let rest = &line[pos..];
+        if !rest.starts_with('"') {
+            let end = rest.find(' ');
+            let field = &rest[..end.unwrap_or(rest.len())];
+            let field = field.strip_suffix('\n').unwrap_or(field);
+            if let Some(q) = field.find('"') {
+                return Err(SplitError {
+                    line: line_no,
+                    column: pos + q + 1,
+                    bare: true,
+                });
+            }
+            args.push(field.to_owned());
+            match end {
+                Some(e) => pos += e + 1,
+                None => break 'fields,
+            }
+            continue;
+        }
+        // A quoted field, possibly running over several lines.
+        let mut field = String::new();
+        pos += 1;
+        loop {
+            let rest = &line[pos..];
+            if let Some(q) = rest.find('"') {
+                field.push_str(&rest[..q]);
+                pos += q + 1;
+                match line[pos..].chars().next() {
+                    Some('"') => {
+                        field.push('"');
+                        pos += 1;
+                    }
+                    Some(' ') => {
+                        args.push(field);
+                        pos += 1;
+                        continue 'fields;
+                    }
+                    None | Some('\n') => {
+                        args.push(field);
+                        break 'fields;
+                    }
+                    Some(_) => {
+                        return Err(SplitError {
+                            line: line_no,
+                            column: pos + 1,
+                            bare: false,
+                        })
+                    }
+                }
+            } else {
+                field.push_str(rest);
+                match lines.next() {
+                    Some((n, l)) => {
+                        line_no = n;
+                        line = l;
+                        pos = 0;
+                    }
+                    None => {
+                        return Err(SplitError {
+                            line: line_no,
+                            column: line.len() + 1,
+                            bare: false,
+                        })
+                    }
+                }
+            }
+        }
+    }
+    let ignored_rest = lines.any(|(_, l)| !l.trim().is_empty());
+    Ok(Split { args, ignored_rest })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(input: &str) -> Vec<String> {
+        split(input).unwrap().args
+    }
+
+    fn err(input: &str) -> String {
+        split(input).unwrap_err().to_string()
+    }
+
+    const QUOTE: &str = "extraneous or missing \" in quoted-field";
+
+    /// The Go helper's own table for this function.
+    #[test]
+    fn upstream_cases() {
+        assert!(ok("").is_empty());
+        assert_eq!(
+            ok("-flag1 value1 -flag2 value2"),
+            ["-flag1", "value1", "-flag2", "value2"]
+        );
+        assert_eq!(
+            ok(r#"-flag1 "value 1" -flag2 "value 2""#),
+            ["-flag1", "value 1", "-flag2", "value 2"]
+        );
+        assert!(err(r#"-flag1 "value 1"#).contains(QUOTE));
+        assert_eq!(
+            ok(r#"-c "echo 'hello world'""#),
+            ["-c", "echo 'hello world'"]
+        );
+        assert_eq!(ok("echo Mc'Gougall"), ["echo", "Mc'Gougall"]);
+        assert_eq!(
+            ok("-c 'echo hello world'"),
+            ["-c", "'echo", "hello", "world'"]
+        );
+        assert!(err(r#"-c "echo 'hello "cruel" world'""#).contains(QUOTE));
+        assert!(err(r#"-c "echo \"hello world\"""#).contains(QUOTE));
+        assert_eq!(
+            ok(r#"-c "echo ""hello world""""#),
+            ["-c", r#"echo "hello world""#]
+        );
+        assert_eq!(
+            ok("$$ $var $* ${var} {{var}} $(var) ${{var}} %VAR% %(var)% ${env:VAR}"),
+            [
+                "$$",
+                "$var",
+                "$*",
+                "${var}",
+                "{{var}}",
+                "$(var)",
+                "${{var}}",
+                "%VAR%",
+                "%(var)%",
+                "${env:VAR}"
+            ]
+        );
+    }
+
+    #[test]
+    fn spaces_make_empty_fields() {
+        assert_eq!(ok("a  b"), ["a", "", "b"]);
+        assert_eq!(ok(" a"), ["", "a"]);
+        assert_eq!(ok("a "), ["a", ""]);
+        assert_eq!(ok(r#""" x"#), ["", "x"]);
+    }
+
+    #[test]
+    fn bare_quote_and_positions() {
+        let e = split(r#"ab"c d"#).unwrap_err();
+        assert!(e.bare);
+        assert_eq!((e.line, e.column), (1, 3));
+        assert_eq!(
+            e.to_string(),
+            "parse error on line 1, column 3: bare \" in non-quoted-field"
+        );
+        let e = split(r#""ab"c"#).unwrap_err();
+        assert!(!e.bare);
+        assert_eq!(e.column, 5);
+    }
+
+    #[test]
+    fn one_record_only() {
+        let s = split("a b\nc d\n").unwrap();
+        assert_eq!(s.args, ["a", "b"]);
+        assert!(s.ignored_rest);
+        let s = split("\n\na b\r\n").unwrap();
+        assert_eq!(s.args, ["a", "b"]);
+        assert!(!s.ignored_rest);
+        // A quoted field may span lines; its newline is kept.
+        assert_eq!(ok("\"a\nb\" c"), ["a\nb", "c"]);
+    }
+}
