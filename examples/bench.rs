@@ -51,7 +51,11 @@ async fn main() {
     let helper = helper_binary();
     println!("binary: {}", helper.display());
     if let Ok(m) = std::fs::metadata(&helper) {
-        println!("binary size: {:.2} MB ({} bytes)", m.len() as f64 / 1e6, m.len());
+        println!(
+            "binary size: {:.2} MB ({} bytes)",
+            m.len() as f64 / 1e6,
+            m.len()
+        );
     }
 
     let api = FakeWorkloadApi::start().await;
@@ -68,7 +72,14 @@ async fn main() {
     std::fs::create_dir(&certs).expect("certs");
 
     // One-shot wall time, process start to exit.
-    let oneshot = write_conf(dir.path(), "oneshot.conf", api.socket_path(), &certs, false, None);
+    let oneshot = write_conf(
+        dir.path(),
+        "oneshot.conf",
+        api.socket_path(),
+        &certs,
+        false,
+        None,
+    );
     let mut times = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
@@ -115,7 +126,10 @@ async fn main() {
         .await
         .expect("first renewal signal");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    println!("idle RSS after startup: {:.2} MB", rss_kb(pid) as f64 / 1024.0);
+    println!(
+        "idle RSS after startup: {:.2} MB",
+        rss_kb(pid) as f64 / 1024.0
+    );
 
     let cpu0 = cpu_ns(pid);
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;

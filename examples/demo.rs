@@ -67,7 +67,11 @@ jwt_svids = [
         return ExitCode::FAILURE;
     }
 
-    println!("demo: running {} -config {}", helper.display(), conf.display());
+    println!(
+        "demo: running {} -config {}",
+        helper.display(),
+        conf.display()
+    );
     let started = Instant::now();
     let status = tokio::process::Command::new(&helper)
         .arg("-config")

@@ -1008,10 +1008,14 @@ health_checks {
     fn other_hcl_v1_forms() {
         // Repeated blocks and a single object for jwt_svids; health_checks as an attribute.
         let c = ok(r#"
-jwt_svids { jwt_audience = "a"
-  jwt_svid_file_name = "a.token" }
-jwt_svids { jwt_audience = "b"
-  jwt_svid_file_name = "b.token" }
+jwt_svids {
+  jwt_audience = "a"
+  jwt_svid_file_name = "a.token"
+}
+jwt_svids {
+  jwt_audience = "b"
+  jwt_svid_file_name = "b.token"
+}
 health_checks = { listener_enabled = true }
 "#);
         assert_eq!(c.jwt_svids.len(), 2);
@@ -1078,7 +1082,10 @@ health_checks = { listener_enabled = true }
         let w = warnings(&format!("{SVID}key_file_mode = 600\n"));
         assert!(w[0].contains("1130") && w[0].contains("0130"), "{}", w[0]);
         assert!(warnings(&format!("{SVID}cert_file_mode = 0644\n")).is_empty());
-        assert!(warnings(&format!("{SVID}cert_file_mode = 420\n")).is_empty());
+        assert!(warnings(&format!("{SVID}cert_file_mode = 2048\n"))[0].contains("bits above 0777"));
+        // Even a deliberate decimal is pointed at the unambiguous form.
+        let w = warnings(&format!("{SVID}cert_file_mode = 420\n"));
+        assert!(w[0].contains("0644 (rw-r--r--)"), "{}", w[0]);
     }
 
     #[test]
@@ -1307,10 +1314,16 @@ health_checks = { listener_enabled = true }
     }
 
     #[test]
-    fn repeated_keys_warn_and_the_last_wins() {
-        let l = load_text(&format!("{SVID}hint = \"a\"\nhint = \"b\"\n")).unwrap();
-        assert_eq!(l.config.hint.as_deref(), Some("b"));
-        assert!(l.warnings[0].contains("lines 4 and 5"), "{:?}", l.warnings);
+    fn repeated_blocks_warn_and_the_last_wins() {
+        let l = load_text(&format!(
+            "{SVID}health_checks {{\n  bind_port = 1\n}}\nhealth_checks {{\n  bind_port = 2\n}}\n"
+        ))
+        .unwrap();
+        assert_eq!(l.config.health.bind_port, 2);
+        assert!(l.warnings[0].contains("lines 4 and 7"), "{:?}", l.warnings);
+        // A repeated attribute is a syntax error in HCL 2, named by line.
+        let e = error_text(&format!("{SVID}hint = \"a\"\nhint = \"b\"\n"));
+        assert!(e.contains("line 5") && e.contains("redefined"), "{e}");
     }
 
     #[test]
@@ -1352,7 +1365,8 @@ health_checks = { listener_enabled = true }
     fn nearest_key_suggestions() {
         assert_eq!(nearest("svid_file", TOP_KEYS), Some("svid_file_name"));
         assert_eq!(nearest("jwt_svid", TOP_KEYS), Some("jwt_svids"));
-        assert_eq!(nearest("agentAddress", TOP_KEYS), None);
+        assert_eq!(nearest("agentAddress", TOP_KEYS), Some("agent_address"));
+        assert_eq!(nearest("timeout", TOP_KEYS), None);
         assert_eq!(nearest("agent_adress", TOP_KEYS), Some("agent_address"));
         assert_eq!(rwx(0o640), "rw-r-----");
     }

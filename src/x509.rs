@@ -406,7 +406,7 @@ mod tests {
         let f = render(&c, &o, None, now()).unwrap();
         assert_eq!(f.bundle_pem, pems(&[&w.root.cert_der()]));
         // Far in the future everything has expired, the leaf included.
-        let f = render(&c, &o, None, now() + 10 * 365 * 86400).unwrap();
+        let f = render(&c, &o, None, now() + 20 * 365 * 86400).unwrap();
         assert!(f.svid_pem.is_empty());
         assert!(f.bundle_pem.is_empty());
     }

@@ -10,7 +10,10 @@ async fn version_prints_the_version_and_exits_zero() {
     for flag in ["-version", "--version"] {
         let run = w.run(&[flag]).await;
         run.assert_success();
-        assert_eq!(run.stdout.trim(), format!("spiffe-helper {}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            run.stdout.trim(),
+            format!("spiffe-helper {}", env!("CARGO_PKG_VERSION"))
+        );
     }
 }
 
@@ -21,7 +24,11 @@ async fn help_prints_usage_naming_every_flag_and_exits_zero() {
         let run = w.run(&[flag]).await;
         run.assert_success();
         for f in ["-config", "-daemon-mode", "-version"] {
-            assert!(run.stdout.contains(f), "{flag}: usage lacks {f}:\n{}", run.stdout);
+            assert!(
+                run.stdout.contains(f),
+                "{flag}: usage lacks {f}:\n{}",
+                run.stdout
+            );
         }
     }
 }
@@ -54,7 +61,8 @@ async fn every_config_flag_form_reads_the_named_file() {
         &["--config=x.conf"][..],
     ] {
         let run = w.run(args).await;
-        run.assert_code(1).assert_stderr_contains(&["x.conf", "bogus_key"]);
+        run.assert_code(1)
+            .assert_stderr_contains(&["x.conf", "bogus_key"]);
     }
 }
 

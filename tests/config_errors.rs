@@ -29,7 +29,11 @@ svid_bundle_file_name = "bundle.pem"
 #[tokio::test]
 async fn unknown_top_level_key_names_line_and_nearest_key() {
     let conf = format!("{SVID}svid_bundle_file = \"x\"\n");
-    rejects(&conf, &["svid_bundle_file", "line 6", "svid_bundle_file_name"]).await;
+    rejects(
+        &conf,
+        &["svid_bundle_file", "line 6", "svid_bundle_file_name"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -40,14 +44,18 @@ async fn unknown_key_inside_jwt_svids() {
 
 #[tokio::test]
 async fn syntax_error_names_line_and_column() {
-    rejects("cert_dir = \"certs\"\nsvid_file_name = \n= oops\n", &["line"]).await;
+    rejects(
+        "cert_dir = \"certs\"\nsvid_file_name = \n= oops\n",
+        &["line"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn wrong_type_names_the_key() {
     let conf = format!("{SVID}daemon_mode = \"sometimes\"\n");
     rejects(&conf, &["daemon_mode"]).await;
-    let conf = format!("{SVID}cert_dir = 12\n").replace("cert_dir = \"certs\"\n", "");
+    let conf = format!("{SVID}cert_dir = [\"a\"]\n").replace("cert_dir = \"certs\"\n", "");
     rejects(&conf, &["cert_dir"]).await;
 }
 
@@ -62,13 +70,25 @@ async fn partial_svid_names_are_rejected() {
 
 #[tokio::test]
 async fn nothing_to_write_is_rejected() {
-    rejects("cert_dir = \"certs\"\n", &["svid_file_name", "jwt_svids", "jwt_bundle_file_name"]).await;
+    rejects(
+        "cert_dir = \"certs\"\n",
+        &["svid_file_name", "jwt_svids", "jwt_bundle_file_name"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn jwt_svid_entry_needs_audience_and_file_name() {
-    rejects("jwt_svids = [{ jwt_svid_file_name = \"t\" }]\n", &["jwt_audience"]).await;
-    rejects("jwt_svids = [{ jwt_audience = \"a\" }]\n", &["jwt_svid_file_name"]).await;
+    rejects(
+        "jwt_svids = [{ jwt_svid_file_name = \"t\" }]\n",
+        &["jwt_audience"],
+    )
+    .await;
+    rejects(
+        "jwt_svids = [{ jwt_audience = \"a\" }]\n",
+        &["jwt_svid_file_name"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -83,9 +103,15 @@ async fn negative_mode_and_port_are_rejected() {
 
 #[tokio::test]
 async fn pid_file_rules() {
-    rejects(&format!("{SVID}pid_file_name = \"app.pid\"\n"), &["renew_signal"]).await;
     rejects(
-        &format!("{SVID}pid_file_name = \"app.pid\"\nrenew_signal = \"SIGHUP\"\ndaemon_mode = false\n"),
+        &format!("{SVID}pid_file_name = \"app.pid\"\n"),
+        &["renew_signal"],
+    )
+    .await;
+    rejects(
+        &format!(
+            "{SVID}pid_file_name = \"app.pid\"\nrenew_signal = \"SIGHUP\"\ndaemon_mode = false\n"
+        ),
         &["pid_file_name", "daemon_mode"],
     )
     .await;
@@ -93,7 +119,11 @@ async fn pid_file_rules() {
 
 #[tokio::test]
 async fn unknown_signal_name_is_rejected_at_load_time() {
-    rejects(&format!("{SVID}renew_signal = \"SIGBOGUS\"\n"), &["renew_signal", "SIGBOGUS"]).await;
+    rejects(
+        &format!("{SVID}renew_signal = \"SIGBOGUS\"\n"),
+        &["renew_signal", "SIGBOGUS"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -57,7 +57,10 @@ async fn rotations_pushed_by_the_agent_reach_the_files() {
             "the key must match the certificate once the certificate is in place"
         );
     }
-    assert_eq!(w.cert_listing(), ["svid.pem", "svid_bundle.pem", "svid_key.pem"]);
+    assert_eq!(
+        w.cert_listing(),
+        ["svid.pem", "svid_bundle.pem", "svid_key.pem"]
+    );
     assert!(!d.logs().contains("PRIVATE KEY"));
     d.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(5)).await, Some(0));
@@ -159,7 +162,10 @@ jwt_svids = [{{ jwt_audience = "db", jwt_extra_audiences = ["x"], jwt_svid_file_
     let second = String::from_utf8(second).unwrap();
     assert!(jwt_claims(&second)["exp"].as_i64().unwrap() > exp);
     assert_eq!(jwt_claims(&second)["aud"], serde_json::json!(["db", "x"]));
-    assert!(api.calls("ValidateJWTSVID") >= 2, "tokens are validated before writing");
+    assert!(
+        api.calls("ValidateJWTSVID") >= 2,
+        "tokens are validated before writing"
+    );
     assert!(!d.logs().contains(&first) && !d.logs().contains(&second));
 
     // A new JWT bundle pushed on the stream lands in the file.
@@ -196,8 +202,14 @@ async fn readers_never_see_an_empty_or_torn_file_during_fast_rotations() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 for (name, tag) in [("svid.pem", "CERTIFICATE"), ("svid_key.pem", "PRIVATE KEY")] {
                     let text = std::fs::read_to_string(certs.join(name)).expect("file present");
-                    assert!(text.starts_with(&format!("-----BEGIN {tag}-----\n")), "torn {name}: {text:?}");
-                    assert!(text.ends_with(&format!("-----END {tag}-----\n")), "torn {name}: {text:?}");
+                    assert!(
+                        text.starts_with(&format!("-----BEGIN {tag}-----\n")),
+                        "torn {name}: {text:?}"
+                    );
+                    assert!(
+                        text.ends_with(&format!("-----END {tag}-----\n")),
+                        "torn {name}: {text:?}"
+                    );
                     reads += 1;
                 }
             }

@@ -19,7 +19,10 @@ async fn wait_http(port: u16, path: &str, code: u16) -> String {
                 return body;
             }
         }
-        assert!(std::time::Instant::now() < end, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -89,9 +89,10 @@ async fn mode_without_leading_zero_that_looks_octal_is_warned_about() {
     w.conf(&x509_conf(api.socket_path(), "cert_file_mode = 644\n"));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_success()
-        .assert_stderr_contains(&["cert_file_mode", "1204"]);
-    // Decimal 644 is 0o1204: the sticky bit and r-x---r--... applied as is.
-    assert_eq!(w.mode("certs/svid.pem"), 0o1204);
+        .assert_stderr_contains(&["cert_file_mode", "0204", "0644"]);
+    // Decimal 644 is 0o1204; as in the Go helper only the permission bits
+    // reach the file.
+    assert_eq!(w.mode("certs/svid.pem"), 0o204);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +121,10 @@ async fn intermediates_and_federated_roots_go_to_the_bundle_when_asked() {
         "add_intermediates_to_bundle = true\ninclude_federated_domains = true\n",
     ));
     w.run(&["-config", "helper.conf"]).await.assert_success();
-    assert_eq!(w.read_string("certs/svid.pem"), pem_certs(&[svid.leaf_der()]));
+    assert_eq!(
+        w.read_string("certs/svid.pem"),
+        pem_certs(&[svid.leaf_der()])
+    );
     assert_eq!(
         w.read_string("certs/svid_bundle.pem"),
         pem_certs(&[
@@ -244,7 +248,10 @@ jwt_svids = [
     let claims = jwt_claims(&db);
     assert_eq!(claims["sub"], "spiffe://example.org/workload");
     assert_eq!(claims["aud"], serde_json::json!(["db", "cache", "queue"]));
-    assert_eq!(jwt_claims(&w.read_string("certs/web.token"))["aud"], serde_json::json!(["web"]));
+    assert_eq!(
+        jwt_claims(&w.read_string("certs/web.token"))["aud"],
+        serde_json::json!(["web"])
+    );
     assert_eq!(w.mode("certs/db.token"), 0o600);
     assert_eq!(
         api.jwt_requests(),
@@ -258,9 +265,15 @@ jwt_svids = [
         serde_json::from_str(&w.read_string("certs/bundle.json")).unwrap();
     assert_eq!(w.mode("certs/bundle.json"), 0o640);
     let obj = bundle.as_object().unwrap();
-    assert_eq!(obj.keys().collect::<Vec<_>>(), ["example.org", "federated.test"]);
+    assert_eq!(
+        obj.keys().collect::<Vec<_>>(),
+        ["example.org", "federated.test"]
+    );
     use base64::Engine as _;
-    for (td, issuer) in [("example.org", &pki.jwt), ("federated.test", &federated_jwt)] {
+    for (td, issuer) in [
+        ("example.org", &pki.jwt),
+        ("federated.test", &federated_jwt),
+    ] {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(obj[td].as_str().unwrap())
             .unwrap();
@@ -280,8 +293,11 @@ async fn permission_denied_is_retried_until_the_identity_is_issued() {
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     let run = w.run(&["-config", "helper.conf"]).await;
-    run.assert_success().assert_stderr_contains(&["retrying in"]);
-    assert!(w.read_string("certs/svid.pem").starts_with(&pem_certs(&[svid.leaf_der()])));
+    run.assert_success()
+        .assert_stderr_contains(&["retrying in"]);
+    assert!(w
+        .read_string("certs/svid.pem")
+        .starts_with(&pem_certs(&[svid.leaf_der()])));
     assert_eq!(api.calls("FetchX509SVID"), 4);
 }
 
@@ -330,7 +346,11 @@ async fn unavailable_answers_are_retried() {
 async fn agent_address_forms_and_the_environment_variable() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let path = api.socket_path().display().to_string();
-    for addr in [path.clone(), format!("unix://{path}"), format!("unix:{path}")] {
+    for addr in [
+        path.clone(),
+        format!("unix://{path}"),
+        format!("unix:{path}"),
+    ] {
         let w = Workdir::new();
         w.conf(&x509_conf(std::path::Path::new(&addr), ""));
         w.run(&["-config", "helper.conf"]).await.assert_success();
@@ -343,7 +363,11 @@ svid_file_name = "svid.pem"
 svid_key_file_name = "svid_key.pem"
 svid_bundle_file_name = "svid_bundle.pem"
 "#;
-    for env in [path.clone(), format!("unix://{path}"), format!("unix:{path}")] {
+    for env in [
+        path.clone(),
+        format!("unix://{path}"),
+        format!("unix:{path}"),
+    ] {
         let w = Workdir::new();
         w.conf(no_address);
         let mut c = w.command(&["-config", "helper.conf"]);
@@ -395,7 +419,10 @@ async fn cmd_and_renew_signal_are_ignored_with_a_warning_in_one_shot_mode() {
     run.assert_success()
         .assert_stderr_contains(&["cmd", "renew_signal", "daemon_mode"]);
     assert!(w.exists("certs/svid.pem"));
-    assert!(!w.exists("ran") && !w.exists("ran'"), "cmd must not run in one-shot mode");
+    assert!(
+        !w.exists("ran") && !w.exists("ran'"),
+        "cmd must not run in one-shot mode"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

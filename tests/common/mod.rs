@@ -1,6 +1,10 @@
 //! Shared pieces of the integration tests: a scratch directory with a
 //! config file, and the real `spiffe-helper` binary run against it.
-#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a different subset"
+)]
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -121,14 +125,24 @@ impl Run {
 
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn assert_stderr_contains(&self, parts: &[&str]) -> &Self {
         for p in parts {
-            assert!(self.stderr.contains(p), "stderr lacks {p:?}:\n{}", self.stderr);
+            assert!(
+                self.stderr.contains(p),
+                "stderr lacks {p:?}:\n{}",
+                self.stderr
+            );
         }
         self
     }
@@ -242,7 +256,9 @@ pub fn free_port() -> u16 {
 /// connection failed.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .ok()?;
