@@ -133,8 +133,12 @@ fn show(dir: &Path) {
     }
 }
 
-/// The `spiffe-helper` binary of this build profile, built if needed.
+/// The `spiffe-helper` binary: `$SPIFFE_HELPER_BIN` when set (e.g. a
+/// static build), else the one of this build profile, built if needed.
 fn helper_binary() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("SPIFFE_HELPER_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     // target/<profile>/examples/demo → target/<profile>/spiffe-helper
     let profile_dir = exe

@@ -1362,6 +1362,57 @@ health_checks = { listener_enabled = true }
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_quiet() {
+        let l = load_text(include_str!("../helper.conf.example")).unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert!(l.config.x509.is_some());
+        assert_eq!(l.config.jwt_svids.len(), 1);
+        assert!(l.config.daemon_mode);
+    }
+
+    /// The `helper.conf: |` block of a Kubernetes ConfigMap.
+    fn configmap_helper_conf(yaml: &str) -> String {
+        let mut lines = yaml
+            .lines()
+            .skip_while(|l| l.trim() != "helper.conf: |")
+            .skip(1);
+        let first = lines.next().expect("helper.conf block");
+        let indent = first.len() - first.trim_start().len();
+        std::iter::once(first)
+            .chain(
+                lines.take_while(|l| {
+                    l.trim().is_empty() || l.len() - l.trim_start().len() >= indent
+                }),
+            )
+            .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
+            .collect()
+    }
+
+    #[test]
+    fn every_example_configuration_is_valid_and_quiet() {
+        let k8s_sidecar =
+            configmap_helper_conf(include_str!("../examples/kubernetes/sidecar.yaml"));
+        let k8s_init =
+            configmap_helper_conf(include_str!("../examples/kubernetes/init-container.yaml"));
+        for (name, text) in [
+            ("systemd", include_str!("../examples/systemd/helper.conf")),
+            ("nginx", include_str!("../examples/nginx/helper.conf")),
+            (
+                "docker-compose",
+                include_str!("../examples/docker-compose/helper.conf"),
+            ),
+            ("kubernetes sidecar", &k8s_sidecar),
+            ("kubernetes init container", &k8s_init),
+        ] {
+            let l = parse(text, Path::new(name), None, &no_env)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(l.warnings.is_empty(), "{name}: {:?}", l.warnings);
+        }
+        assert!(ok(&k8s_sidecar).health.listener_enabled);
+        assert!(!ok(&k8s_init).daemon_mode);
+    }
+
+    #[test]
     fn nearest_key_suggestions() {
         assert_eq!(nearest("svid_file", TOP_KEYS), Some("svid_file_name"));
         assert_eq!(nearest("jwt_svid", TOP_KEYS), Some("jwt_svids"));
