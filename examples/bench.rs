@@ -279,7 +279,12 @@ fn free_port() -> u16 {
         .map_or(18081, |a| a.port())
 }
 
+/// `$SPIFFE_HELPER_BIN` when set (e.g. the static build), else the
+/// `spiffe-helper` of this build profile.
 fn helper_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SPIFFE_HELPER_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe
         .parent()

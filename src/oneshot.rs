@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::Config;
-use crate::disk::WriteError;
+use crate::disk::{self, FileWrite, WriteError};
 use crate::workload::{Agent, Client, WorkloadError};
 use crate::x509::RenderError;
 use crate::{jwt, x509};
@@ -48,12 +48,64 @@ pub async fn run_with_budget(cfg: &Config, budget: Duration) -> Result<(), OneSh
     };
     let hint = cfg.hint.as_deref();
 
-    if let Some(out) = &cfg.x509 {
-        let ctx = session
-            .call(|c| async move { c.fetch_x509().await })
+    // Fetch everything first, then write it all as one batch: a failure
+    // anywhere leaves the disk as it was.
+    let x509 = match &cfg.x509 {
+        Some(out) => {
+            let ctx = session
+                .call(|c| async move { c.fetch_x509().await })
+                .await?;
+            Some((x509::render(&ctx, out, hint, unix_now())?, out))
+        }
+        None => None,
+    };
+    let bundles = match &cfg.jwt_bundle {
+        Some(out) => {
+            let set = session
+                .call(|c| async move { c.fetch_jwt_bundles().await })
+                .await?;
+            Some((jwt::render_bundles(&set), set.len(), out))
+        }
+        None => None,
+    };
+    let mut tokens = Vec::with_capacity(cfg.jwt_svids.len());
+    for entry in &cfg.jwt_svids {
+        let audiences = entry.audiences();
+        let svid = session
+            .call(|c| {
+                let audiences = audiences.clone();
+                async move { c.fetch_jwt_svid(&audiences, hint).await }
+            })
             .await?;
-        let files = x509::render(&ctx, out, hint, unix_now())?;
-        x509::write(&files, out)?;
+        tokens.push((
+            jwt::render_token(&svid),
+            svid.spiffe_id().to_string(),
+            audiences,
+            entry,
+        ));
+    }
+
+    let mut writes: Vec<FileWrite<'_>> = Vec::new();
+    if let Some((files, out)) = &x509 {
+        writes.extend(x509::file_writes(files, out));
+    }
+    if let Some((bytes, _, out)) = &bundles {
+        writes.push(FileWrite {
+            path: &out.path,
+            bytes,
+            mode: out.mode,
+        });
+    }
+    for (token, _, _, entry) in &tokens {
+        writes.push(FileWrite {
+            path: &entry.file.path,
+            bytes: token.expose(),
+            mode: entry.file.mode,
+        });
+    }
+    disk::write_files(&writes)?;
+
+    if let Some((files, out)) = &x509 {
         info!(
             spiffe_id = %files.spiffe_id,
             serial = %files.serial,
@@ -63,24 +115,12 @@ pub async fn run_with_budget(cfg: &Config, budget: Duration) -> Result<(), OneSh
             "X.509 SVID written"
         );
     }
-    if let Some(out) = &cfg.jwt_bundle {
-        let set = session
-            .call(|c| async move { c.fetch_jwt_bundles().await })
-            .await?;
-        jwt::write_bundles(&jwt::render_bundles(&set), out)?;
-        info!(trust_domains = set.len(), path = %out.path.display(), "JWT bundle written");
+    if let Some((_, trust_domains, out)) = &bundles {
+        info!(trust_domains, path = %out.path.display(), "JWT bundle written");
     }
-    for entry in &cfg.jwt_svids {
-        let audiences = entry.audiences();
-        let svid = session
-            .call(|c| {
-                let audiences = audiences.clone();
-                async move { c.fetch_jwt_svid(&audiences, hint).await }
-            })
-            .await?;
-        jwt::write_token(&jwt::render_token(&svid), entry)?;
+    for (_, spiffe_id, audiences, entry) in &tokens {
         info!(
-            spiffe_id = %svid.spiffe_id(),
+            spiffe_id = %spiffe_id,
             audience = ?audiences,
             path = %entry.file.path.display(),
             "JWT SVID written"

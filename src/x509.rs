@@ -113,7 +113,12 @@ pub fn render(
 /// so a consumer reloading on a certificate change finds the matching key
 /// and bundle already in place.
 pub fn write(files: &X509Files, out: &X509Output) -> Result<(), WriteError> {
-    disk::write_files(&[
+    disk::write_files(&file_writes(files, out))
+}
+
+/// The three files of an X.509 update, in write order.
+pub fn file_writes<'a>(files: &'a X509Files, out: &'a X509Output) -> [FileWrite<'a>; 3] {
+    [
         FileWrite {
             path: &out.bundle.path,
             bytes: &files.bundle_pem,
@@ -129,7 +134,7 @@ pub fn write(files: &X509Files, out: &X509Output) -> Result<(), WriteError> {
             bytes: &files.svid_pem,
             mode: out.svid.mode,
         },
-    ])
+    ]
 }
 
 /// What the X.509 watcher needs.

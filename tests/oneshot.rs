@@ -439,3 +439,25 @@ async fn daemon_mode_flag_overrides_the_file() {
         assert!(w.exists("certs/svid.pem"), "{args:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_x509_fetch_writes_nothing_at_all() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    // The X.509 SVID carries the hint; no JWT SVID does.
+    api.set_x509(pki.x509_update(pki.svid().with_hint("internal")));
+    api.set_jwt_svids(
+        pki.jwt.clone(),
+        vec![("spiffe://example.org/workload".into(), "external".into())],
+        Duration::from_secs(600),
+    );
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        "hint = \"internal\"\njwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }]\n",
+    ));
+    let run = w.run(&["-config", "helper.conf"]).await;
+    run.assert_code(1).assert_stderr_contains(&["internal"]);
+    assert_eq!(api.calls("FetchX509SVID"), 1, "the X.509 SVID was fetched");
+    assert!(w.cert_listing().is_empty(), "{:?}", w.cert_listing());
+}
