@@ -49,30 +49,57 @@ pub async fn run_with_budget(cfg: &Config, budget: Duration) -> Result<(), OneSh
     let hint = cfg.hint.as_deref();
 
     // Fetch everything first, then write it all as one batch: a failure
-    // anywhere leaves the disk as it was.
-    let x509 = match &cfg.x509 {
-        Some(out) => {
+    // anywhere leaves the disk as it was. The first attempt sends every
+    // call at once over one connection (the JWT SVIDs in file order); a
+    // call that fails transiently is retried on its own.
+    let client = session
+        .call(|c| async move { Ok::<_, WorkloadError>(c) })
+        .await?;
+    let (first_x509, first_bundles, first_tokens) = tokio::join!(
+        async {
+            match cfg.x509 {
+                Some(_) => Some(client.fetch_x509().await),
+                None => None,
+            }
+        },
+        async {
+            match cfg.jwt_bundle {
+                Some(_) => Some(client.fetch_jwt_bundles().await),
+                None => None,
+            }
+        },
+        async {
+            let mut out = Vec::with_capacity(cfg.jwt_svids.len());
+            for entry in &cfg.jwt_svids {
+                out.push(client.fetch_jwt_svid(&entry.audiences(), hint).await);
+            }
+            out
+        },
+    );
+
+    let x509 = match (&cfg.x509, first_x509) {
+        (Some(out), Some(first)) => {
             let ctx = session
-                .call(|c| async move { c.fetch_x509().await })
+                .retry(first, |c| async move { c.fetch_x509().await })
                 .await?;
             Some((x509::render(&ctx, out, hint, unix_now())?, out))
         }
-        None => None,
+        _ => None,
     };
-    let bundles = match &cfg.jwt_bundle {
-        Some(out) => {
+    let bundles = match (&cfg.jwt_bundle, first_bundles) {
+        (Some(out), Some(first)) => {
             let set = session
-                .call(|c| async move { c.fetch_jwt_bundles().await })
+                .retry(first, |c| async move { c.fetch_jwt_bundles().await })
                 .await?;
             Some((jwt::render_bundles(&set), set.len(), out))
         }
-        None => None,
+        _ => None,
     };
     let mut tokens = Vec::with_capacity(cfg.jwt_svids.len());
-    for entry in &cfg.jwt_svids {
+    for (entry, first) in cfg.jwt_svids.iter().zip(first_tokens) {
         let audiences = entry.audiences();
         let svid = session
-            .call(|c| {
+            .retry(first, |c| {
                 let audiences = audiences.clone();
                 async move { c.fetch_jwt_svid(&audiences, hint).await }
             })
@@ -138,6 +165,30 @@ struct Session {
 }
 
 impl Session {
+    /// The result of a first attempt, or `call` retried as [`Self::call`]
+    /// does when that attempt failed transiently.
+    async fn retry<T, F, Fut>(
+        &mut self,
+        first: Result<T, WorkloadError>,
+        call: F,
+    ) -> Result<T, OneShotError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, WorkloadError>>,
+    {
+        match first {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_transient() => {
+                if matches!(e, WorkloadError::Unavailable { .. }) {
+                    self.client = None;
+                }
+                warn!("{e}; retrying");
+                self.call(call).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Runs `call` with a connected client, retrying transient failures
     /// (agent not up yet, identity not issued yet) until the budget is spent.
     async fn call<T, F, Fut>(&mut self, call: F) -> Result<T, OneShotError>
