@@ -10,11 +10,12 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY tests ./tests
 COPY examples ./examples
-# The glibc target with crt-static gives a static-pie binary (the tree has no
-# C code); --target keeps build scripts and proc-macros dynamic.
-RUN target="$(rustc -vV | sed -n 's/^host: //p')" \
- && RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked --bin spiffe-helper --target "$target" \
+COPY .cargo ./.cargo
+# The musl target gives the same static-pie binary as the release assets
+# (.cargo/config.toml adds the compact relocation format).
+RUN target="$(uname -m)-unknown-linux-musl" \
+ && rustup target add "$target" \
+ && cargo build --release --locked --bin spiffe-helper --target "$target" \
  && cp "target/$target/release/spiffe-helper" /spiffe-helper
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -127,9 +127,16 @@ async fn main() {
         .expect("first renewal signal");
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!(
-        "idle RSS after startup: {:.2} MB",
-        rss_kb(pid) as f64 / 1024.0
+        "idle RSS after startup: {:.2} MB (anonymous {:.2} MB, file-backed {:.2} MB)",
+        status_kb(pid, "VmRSS:") as f64 / 1024.0,
+        status_kb(pid, "RssAnon:") as f64 / 1024.0,
+        status_kb(pid, "RssFile:") as f64 / 1024.0,
     );
+    if let Some(path) = std::env::var_os("BENCH_SMAPS") {
+        // For digging into the idle figure: the helper's memory map, page by page.
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        std::fs::write(&path, smaps).expect("write BENCH_SMAPS");
+    }
 
     let cpu0 = cpu_ns(pid);
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
@@ -252,10 +259,15 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+/// One "<key> <n> kB" line of /proc/<pid>/status.
+fn status_kb(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }

@@ -14,6 +14,14 @@
 //! - `supervisor`: starting and signalling `cmd` and the pid-file process.
 //! - `backoff`, `secret`: small shared pieces.
 
+/// The static musl build (release assets, container image) allocates with
+/// dlmalloc, a pure-Rust port: with musl's own allocator a rotation costs
+/// about 1.6 times the CPU (a 1,000-domain federation 19-21 ms instead of
+/// 11-13 ms).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
