@@ -16,7 +16,7 @@ use crate::disk::{self, WriteError};
 use crate::oneshot::unix_now;
 use crate::secret::Secret;
 use crate::status::{self, StatusTx, WriteStatus};
-use crate::workload::{Agent, Client, WorkloadError};
+use crate::workload::{Agent, Client, StreamEnd, WorkloadError};
 
 /// The JWT bundle file: a JSON object mapping each trust-domain name to the
 /// standard base64 of that domain's JWKS document, keys sorted.
@@ -77,7 +77,7 @@ pub async fn watch_bundles(
             () = token.cancelled() => return,
             f = bundle_stream_once(&agent, &out, &status, &mut backoff, &mut repeats) => f,
         };
-        repeats.warn(&format!("JWT bundle stream: {failure}; reconnecting"));
+        failure.report("JWT bundle", &mut repeats);
         let delay = backoff.next_delay();
         debug!("reconnecting in {} ms", delay.as_millis());
         if sleep_or_cancel(&token, delay).await {
@@ -92,14 +92,14 @@ async fn bundle_stream_once(
     status: &StatusTx,
     backoff: &mut Backoff,
     repeats: &mut Repeats,
-) -> String {
+) -> StreamEnd {
     let client = match agent.connect().await {
         Ok(c) => c,
-        Err(e) => return e.to_string(),
+        Err(e) => return e.into(),
     };
     let mut stream = match client.stream_jwt_bundles().await {
         Ok(s) => s,
-        Err(e) => return e.to_string(),
+        Err(e) => return e.into(),
     };
     loop {
         match stream.next().await {
@@ -125,8 +125,8 @@ async fn bundle_stream_once(
                     }
                 }
             }
-            Some(Err(e)) => return e.to_string(),
-            None => return "the agent closed the stream".to_owned(),
+            Some(Err(e)) => return e.into(),
+            None => return StreamEnd::closed(),
         }
     }
 }

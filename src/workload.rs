@@ -9,6 +9,8 @@ use futures_util::{Stream, StreamExt};
 use spiffe::transport::{Endpoint, GrpcStatusCode, TransportError};
 use spiffe::{JwtBundleSet, JwtSvid, WorkloadApiClient, WorkloadApiError, X509Context};
 
+use crate::backoff::Repeats;
+
 /// A failed Workload API call.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
@@ -31,6 +33,15 @@ pub enum WorkloadError {
     /// No JWT-SVID carries the configured hint.
     #[error("no JWT-SVID with hint {hint:?} was returned by the Workload API")]
     HintNotFound { hint: String },
+    /// A message over the gRPC size limit (tonic's default, 4 MiB, the same
+    /// as the Go helper's): the agent sends the same update again after a
+    /// reconnect, so this does not pass by itself.
+    #[error("Workload API at {} sent an update over the 4 MiB gRPC message limit ({source}); a large federation is the usual cause", socket.display())]
+    TooLarge {
+        socket: PathBuf,
+        #[source]
+        source: WorkloadApiError,
+    },
     /// Anything else: a malformed response, an invalid argument, …
     #[error("Workload API call to {} failed: {source}", socket.display())]
     Other {
@@ -56,6 +67,14 @@ impl WorkloadError {
             {
                 Self::Unavailable { socket, source }
             }
+            // tonic's decoder: "decoded message length too large: found N
+            // bytes, the limit is: M bytes".
+            WorkloadApiError::Transport(TransportError::Status(s))
+                if s.code() == GrpcStatusCode::OutOfRange
+                    && s.message().contains("message length too large") =>
+            {
+                Self::TooLarge { socket, source }
+            }
             _ => Self::Other { socket, source },
         }
     }
@@ -64,6 +83,47 @@ impl WorkloadError {
     /// or it has not issued this workload's identity yet.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Denied { .. })
+    }
+}
+
+/// Why a Workload API stream (X.509 contexts, JWT bundles) ended.
+#[derive(Debug)]
+pub struct StreamEnd {
+    message: String,
+    /// It will end the same way after a reconnect (an oversized update).
+    persistent: bool,
+}
+
+impl StreamEnd {
+    /// The agent closed the stream.
+    pub fn closed() -> Self {
+        Self {
+            message: "the agent closed the stream".to_owned(),
+            persistent: false,
+        }
+    }
+
+    /// Logs why `stream` ended before a reconnect. Transient causes go
+    /// through `repeats`, so an absent agent is not logged every time; a
+    /// persistent one is an error every time, since it needs someone to act.
+    pub fn report(&self, stream: &str, repeats: &mut Repeats) {
+        if self.persistent {
+            tracing::error!(
+                "{stream} stream: {}; the files on disk are kept, reconnecting",
+                self.message
+            );
+        } else {
+            repeats.warn(&format!("{stream} stream: {}; reconnecting", self.message));
+        }
+    }
+}
+
+impl From<WorkloadError> for StreamEnd {
+    fn from(e: WorkloadError) -> Self {
+        Self {
+            persistent: matches!(e, WorkloadError::TooLarge { .. }),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -196,6 +256,26 @@ mod tests {
         assert!(classify(WorkloadApiError::Transport(unavailable)).is_transient());
         let refused = TransportError::connect(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(classify(WorkloadApiError::Transport(refused)).is_transient());
+    }
+
+    #[test]
+    fn a_message_over_the_size_limit_is_its_own_persistent_error() {
+        let status = TransportError::status(
+            GrpcStatusCode::OutOfRange,
+            "Error, decoded message length too large: found 6146521 bytes, the limit is: 4194304 bytes",
+        );
+        let e = classify(WorkloadApiError::Transport(status));
+        assert!(matches!(e, WorkloadError::TooLarge { .. }), "{e:?}");
+        assert!(!e.is_transient());
+        let text = e.to_string();
+        assert!(text.contains("4 MiB gRPC message limit"), "{text}");
+        assert!(text.contains("found 6146521 bytes"), "{text}");
+        assert!(StreamEnd::from(e).persistent);
+
+        let other = TransportError::status(GrpcStatusCode::OutOfRange, "something else");
+        let e = classify(WorkloadApiError::Transport(other));
+        assert!(matches!(e, WorkloadError::Other { .. }), "{e:?}");
+        assert!(!StreamEnd::from(e).persistent);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::disk::{self, FileWrite, WriteError};
 use crate::oneshot::unix_now;
 use crate::secret::Secret;
 use crate::status::{StatusTx, WriteStatus};
-use crate::workload::Agent;
+use crate::workload::{Agent, StreamEnd};
 
 /// The rendered content of the three X.509 files.
 #[derive(Debug)]
@@ -159,7 +159,7 @@ impl Watcher {
                 () = token.cancelled() => return,
                 f = self.stream_once(&mut backoff, &mut repeats) => f,
             };
-            repeats.warn(&format!("X.509 SVID stream: {failure}; reconnecting"));
+            failure.report("X.509 SVID", &mut repeats);
             let delay = backoff.next_delay();
             debug!("reconnecting in {} ms", delay.as_millis());
             if sleep_or_cancel(&token, delay).await {
@@ -169,14 +169,14 @@ impl Watcher {
     }
 
     /// Connects and handles updates until the stream breaks; returns why.
-    async fn stream_once(&self, backoff: &mut Backoff, repeats: &mut Repeats) -> String {
+    async fn stream_once(&self, backoff: &mut Backoff, repeats: &mut Repeats) -> StreamEnd {
         let client = match self.agent.connect().await {
             Ok(c) => c,
-            Err(e) => return e.to_string(),
+            Err(e) => return e.into(),
         };
         let mut stream = match client.stream_x509().await {
             Ok(s) => s,
-            Err(e) => return e.to_string(),
+            Err(e) => return e.into(),
         };
         loop {
             match stream.next().await {
@@ -185,8 +185,8 @@ impl Watcher {
                     repeats.clear();
                     self.update(&ctx).await;
                 }
-                Some(Err(e)) => return e.to_string(),
-                None => return "the agent closed the stream".to_owned(),
+                Some(Err(e)) => return e.into(),
+                None => return StreamEnd::closed(),
             }
         }
     }

@@ -227,3 +227,55 @@ async fn readers_never_see_an_empty_or_torn_file_during_fast_rotations() {
     let reads = reader.join().expect("reader saw a torn file");
     assert!(reads > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_over_the_grpc_limit_is_an_error_every_time_and_a_large_federation_is_written() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    let w = Workdir::new();
+    w.conf(&daemon_conf(
+        api.socket_path(),
+        "include_federated_domains = true",
+    ));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    wait_svid(&w, &first).await;
+    let good = w.read("certs/svid.pem");
+    let root = pki.federated.cert_der();
+    let federation = |n: usize| -> Vec<(String, Vec<Vec<u8>>)> {
+        (0..n)
+            .map(|i| (format!("federated-{i}.test"), vec![root.clone()]))
+            .collect()
+    };
+
+    // 12,000 federated roots make a message of about 6 MB.
+    let mut update = pki.x509_update(pki.svid());
+    update.federated = federation(12_000);
+    api.set_x509(update);
+    let marker = "over the 4 MiB gRPC message limit";
+    wait_for("four errors about the oversized update", LONG, || {
+        (d.logs().matches(marker).count() >= 4).then_some(())
+    })
+    .await;
+    let logs = d.logs();
+    for line in logs.lines().filter(|l| l.contains(marker)) {
+        assert!(line.contains("ERROR"), "not an error: {line}");
+        assert!(line.contains("found "), "no size: {line}");
+        assert!(line.contains("the files on disk are kept"), "{line}");
+    }
+    assert!(
+        !logs.contains("further identical messages"),
+        "an oversized update must not be quietened:\n{logs}"
+    );
+    assert_eq!(w.read("certs/svid.pem"), good);
+
+    // 1,000 federated trust domains fit, and all of them are written.
+    let third = pki.svid();
+    let mut update = pki.x509_update(third.clone());
+    update.federated = federation(1_000);
+    api.set_x509(update);
+    wait_svid(&w, &third).await;
+    let bundle = w.read_string("certs/svid_bundle.pem");
+    assert_eq!(bundle.matches("-----BEGIN CERTIFICATE-----").count(), 1_001);
+}
