@@ -120,18 +120,39 @@ fn renew_child(cmd: &Command, sig: Option<Signal>, child: &mut Option<Child>) {
     }
     let argv = std::iter::once(cmd.program.as_str()).chain(cmd.args.iter().map(String::as_str));
     let shown = shell_words::join(argv);
-    match TokioCommand::new(&cmd.program)
+    let mut command = TokioCommand::new(&cmd.program);
+    command
         .args(&cmd.args)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .spawn()
-    {
+        .stderr(Stdio::inherit());
+    if let Some(sig) = sig.filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        default_disposition_in_child(&mut command, sig);
+    }
+    match command.spawn() {
         Ok(c) => {
             info!(pid = c.id().unwrap_or(0), argv = %shown, "started cmd");
             *child = Some(c);
         }
         Err(e) => error!(argv = %shown, "cannot start cmd: {e}"),
+    }
+}
+
+/// Gives `sig` its default disposition in the child. A signal ignored by
+/// the helper's own parent (`nohup` ignores SIGHUP, and so may a service
+/// manager or CI runner) stays ignored across `exec`, and a POSIX shell
+/// cannot even trap a signal that was ignored when it started: `cmd` would
+/// never see its renew signal. Caught signals are reset by `exec` anyway,
+/// so only that case changes.
+fn default_disposition_in_child(command: &mut TokioCommand, sig: Signal) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: sigaction(2) is one, and this
+    // closure neither allocates nor takes locks. Setting SIG_DFL installs
+    // no handler, so no Rust code can run from a signal.
+    unsafe {
+        command.pre_exec(move || sigaction(sig, &dfl).map(drop).map_err(std::io::Error::from));
     }
 }
 

@@ -18,13 +18,23 @@ fn lines(p: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn wait_lines(p: &Path, n: usize) -> Vec<String> {
-    let what = format!("{n} line(s) in {}", p.display());
-    wait_for(&what, LONG, || {
+/// Waits for `p` to hold `n` lines; on a timeout the panic shows the
+/// file and the helper's log.
+async fn wait_lines(p: &Path, n: usize, d: &Daemon) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
         let l = lines(p);
-        (l.len() >= n).then_some(l)
-    })
-    .await
+        if l.len() >= n {
+            return l;
+        }
+        assert!(
+            start.elapsed() < LONG,
+            "timed out waiting for {n} line(s) in {}: {l:?}\nhelper log:\n{}",
+            p.display(),
+            d.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A shell script that records its start and every HUP/TERM it receives.
@@ -52,6 +62,18 @@ svid_bundle_file_name = "svid_bundle.pem"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cmd_starts_once_and_gets_exactly_one_signal_per_rotation() {
+    one_signal_per_rotation(&[]).await;
+}
+
+/// Under `nohup` the helper starts with SIGHUP ignored, which a child would
+/// inherit, and a shell cannot trap an inherited ignored signal: the helper
+/// must hand `cmd` its renew signal with the default disposition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cmd_can_trap_the_renew_signal_even_when_the_helper_runs_under_nohup() {
+    one_signal_per_rotation(&["nohup"]).await;
+}
+
+async fn one_signal_per_rotation(wrapper: &[&str]) {
     let api = FakeWorkloadApi::start().await;
     let pki = Pki::new();
     api.set_x509(pki.x509_update(pki.svid()));
@@ -64,13 +86,13 @@ async fn cmd_starts_once_and_gets_exactly_one_signal_per_rotation() {
             serde_json::to_string(&script).unwrap()
         ),
     ));
-    let mut d = w.spawn(&["-config", "helper.conf"]);
+    let mut d = w.spawn_under(wrapper, &["-config", "helper.conf"]);
     let record = w.path().join("record");
-    assert_eq!(wait_lines(&record, 1).await, ["START"]);
+    assert_eq!(wait_lines(&record, 1, &d).await, ["START"]);
 
     for n in 1..=3 {
         api.set_x509(pki.x509_update(pki.svid()));
-        let got = wait_lines(&record, 1 + n).await;
+        let got = wait_lines(&record, 1 + n, &d).await;
         assert_eq!(got.iter().filter(|l| *l == "HUP").count(), n, "{got:?}");
     }
     // Give any extra signal time to show up, then check there was none.
@@ -98,14 +120,14 @@ async fn a_cmd_that_exits_is_started_again_at_the_next_rotation_only() {
         ),
     ));
     let d = w.spawn(&["-config", "helper.conf"]);
-    wait_lines(&runs, 1).await;
+    wait_lines(&runs, 1, &d).await;
     d.wait_log("exited", LONG).await;
     assert!(d.logs().contains('3'), "exit code logged:\n{}", d.logs());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(lines(&runs).len(), 1, "not restarted before a renewal");
 
     api.set_x509(pki.x509_update(pki.svid()));
-    wait_lines(&runs, 2).await;
+    wait_lines(&runs, 2, &d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,11 +160,11 @@ async fn pid_file_process_is_signalled_even_when_the_pid_file_appears_late() {
     api.set_x509(pki.x509_update(pki.svid()));
     d.wait_log("retrying in", LONG).await;
     std::fs::write(&pid_file, format!("{}\n", target.id().unwrap())).unwrap();
-    assert_eq!(wait_lines(&record, 1).await, ["USR1"]);
+    assert_eq!(wait_lines(&record, 1, &d).await, ["USR1"]);
 
     // Every later renewal reads the file again.
     api.set_x509(pki.x509_update(pki.svid()));
-    assert_eq!(wait_lines(&record, 2).await, ["USR1", "USR1"]);
+    assert_eq!(wait_lines(&record, 2, &d).await, ["USR1", "USR1"]);
     target.kill().await.unwrap();
 }
 
@@ -162,7 +184,7 @@ async fn sigint_is_forwarded_to_the_child_and_the_helper_exits_zero() {
     ));
     let mut d = w.spawn(&["-config", "helper.conf"]);
     let record = w.path().join("record");
-    wait_lines(&record, 1).await;
+    wait_lines(&record, 1, &d).await;
     d.signal(Signal::SIGINT);
     assert_eq!(d.wait_exit(Duration::from_secs(12)).await, Some(0));
     assert_eq!(lines(&record), ["START", "INT"]);
@@ -197,7 +219,7 @@ async fn a_child_ignoring_the_signal_is_killed_after_the_grace_period() {
         ),
     ));
     let mut d = w.spawn(&["-config", "helper.conf"]);
-    wait_lines(&started, 1).await;
+    wait_lines(&started, 1, &d).await;
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(20)).await, Some(0));
     assert!(d.logs().contains("killing it"), "{}", d.logs());

@@ -13,7 +13,13 @@ use std::time::{Duration, Instant};
 
 pub use fake_workload_api::{Ca, FakeWorkloadApi, JwtIssuer, Pki, Svid, X509Update};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_spiffe-helper");
+/// The binary under test: `$SPIFFE_HELPER_BIN` when set (`.ci/run` runs
+/// the suite a second time against the static release build), else the
+/// one cargo built for these tests.
+pub fn bin() -> PathBuf {
+    std::env::var_os("SPIFFE_HELPER_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_spiffe-helper").into(), PathBuf::from)
+}
 
 /// A temporary working directory holding `helper.conf` and a `certs/` folder.
 pub struct Workdir {
@@ -74,7 +80,19 @@ impl Workdir {
     /// A command for the helper, run in this directory with a clean
     /// environment for the Workload API variable.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(BIN);
+        self.command_under(&[], args)
+    }
+
+    /// `command`, run through `wrapper` (e.g. `["nohup"]`).
+    pub fn command_under(&self, wrapper: &[&str], args: &[&str]) -> tokio::process::Command {
+        let mut c = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => tokio::process::Command::new(bin()),
+        };
         c.args(args)
             .current_dir(self.dir.path())
             .env_remove("SPIFFE_ENDPOINT_SOCKET")
@@ -198,9 +216,14 @@ pub struct Daemon {
 impl Workdir {
     /// Starts the helper in the background; its stderr goes to `helper.log`.
     pub fn spawn(&self, args: &[&str]) -> Daemon {
+        self.spawn_under(&[], args)
+    }
+
+    /// `spawn`, through `wrapper` (e.g. `["nohup"]`).
+    pub fn spawn_under(&self, wrapper: &[&str], args: &[&str]) -> Daemon {
         let log = self.dir.path().join("helper.log");
         let file = std::fs::File::create(&log).expect("log file");
-        let mut c = self.command(args);
+        let mut c = self.command_under(wrapper, args);
         c.stderr(file).stdout(Stdio::null());
         let child = c.spawn().expect("spawn helper");
         Daemon { child, log }
