@@ -37,11 +37,13 @@ async fn wait_lines(p: &Path, n: usize, d: &Daemon) -> Vec<String> {
     }
 }
 
-/// A shell script that records its start and every HUP/TERM it receives.
+/// A shell script that records its start and every HUP/TERM/INT it
+/// receives; it also ends when its parent (the helper) is gone, so a failed
+/// test leaves no process behind.
 fn recorder_script(dir: &Path) -> String {
     let rec = dir.join("record");
     format!(
-        "trap 'echo HUP >> {r}' HUP; trap 'echo TERM >> {r}; exit 0' TERM; trap 'echo INT >> {r}; exit 0' INT; echo START >> {r}; while :; do sleep 0.05; done",
+        "trap 'echo HUP >> {r}' HUP; trap 'echo TERM >> {r}; exit 0' TERM; trap 'echo INT >> {r}; exit 0' INT; echo START >> {r}; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done",
         r = rec.display()
     )
 }
@@ -137,17 +139,22 @@ async fn pid_file_process_is_signalled_even_when_the_pid_file_appears_late() {
     let w = Workdir::new();
     let pid_file = w.path().join("app.pid");
     let record = w.path().join("record");
+    let ready = w.path().join("ready");
     let mut target = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(format!(
-            "trap 'echo USR1 >> {}' USR1; while :; do sleep 0.05; done",
-            record.display()
+            "trap 'echo USR1 >> {}' USR1; echo ready > {}; while :; do sleep 0.05; done",
+            record.display(),
+            ready.display()
         ))
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    // Let the shell install its trap.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // USR1 would kill the shell before its trap is set.
+    wait_for("the pid-file process to set its trap", LONG, || {
+        ready.exists().then_some(())
+    })
+    .await;
     w.conf(&conf_with(
         api.socket_path(),
         &format!(
@@ -214,7 +221,7 @@ async fn a_child_ignoring_the_signal_is_killed_after_the_grace_period() {
     w.conf(&conf_with(
         api.socket_path(),
         &format!(
-            "cmd = \"/bin/sh\"\ncmd_args = [\"-c\", \"trap '' TERM; echo up > {}; while :; do sleep 0.05; done\"]\n",
+            "cmd = \"/bin/sh\"\ncmd_args = [\"-c\", \"trap '' TERM; echo up > {}; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done\"]\n",
             started.display()
         ),
     ));
