@@ -9,20 +9,6 @@ use common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 
-fn daemon_conf(socket: &std::path::Path, extra: &str) -> String {
-    format!(
-        r#"
-agent_address = "{}"
-cert_dir = "certs"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-{extra}
-"#,
-        socket.display()
-    )
-}
-
 /// Waits until `certs/svid.pem` starts with `svid`'s leaf.
 async fn wait_svid(w: &Workdir, svid: &Svid) {
     let want = pem_certs(&[svid.leaf_der()]);
@@ -42,7 +28,7 @@ async fn rotations_pushed_by_the_agent_reach_the_files() {
     let first = pki.svid();
     api.set_x509(pki.x509_update(first.clone()));
     let w = Workdir::new();
-    w.conf(&daemon_conf(api.socket_path(), ""));
+    w.conf(&x509_conf(api.socket_path(), ""));
     let mut d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
 
@@ -71,7 +57,7 @@ async fn agent_down_at_start_then_up_writes_the_files_without_restart() {
     let sockdir = tempfile::tempdir().unwrap();
     let socket = sockdir.path().join("agent.sock");
     let w = Workdir::new();
-    w.conf(&daemon_conf(&socket, ""));
+    w.conf(&x509_conf(&socket, ""));
     let d = w.spawn(&["-config", "helper.conf"]);
     d.wait_log("reconnecting", LONG).await;
     assert!(!w.exists("certs/svid.pem"));
@@ -90,7 +76,7 @@ async fn agent_restarted_mid_stream_is_followed() {
     let first = pki.svid();
     api.set_x509(pki.x509_update(first.clone()));
     let w = Workdir::new();
-    w.conf(&daemon_conf(api.socket_path(), ""));
+    w.conf(&x509_conf(api.socket_path(), ""));
     let d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
 
@@ -109,7 +95,7 @@ async fn failed_write_keeps_the_last_good_files_and_recovers() {
     let first = pki.svid();
     api.set_x509(pki.x509_update(first.clone()));
     let w = Workdir::new();
-    w.conf(&daemon_conf(api.socket_path(), ""));
+    w.conf(&x509_conf(api.socket_path(), ""));
     let d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
     let good = w.read("certs/svid.pem");
@@ -189,7 +175,7 @@ async fn readers_never_see_an_empty_or_torn_file_during_fast_rotations() {
     let first = pki.svid();
     api.set_x509(pki.x509_update(first.clone()));
     let w = Workdir::new();
-    w.conf(&daemon_conf(api.socket_path(), ""));
+    w.conf(&x509_conf(api.socket_path(), ""));
     let _d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
 
@@ -235,7 +221,7 @@ async fn an_update_over_the_grpc_limit_is_an_error_every_time_and_a_large_federa
     let first = pki.svid();
     api.set_x509(pki.x509_update(first.clone()));
     let w = Workdir::new();
-    w.conf(&daemon_conf(
+    w.conf(&x509_conf(
         api.socket_path(),
         "include_federated_domains = true",
     ));

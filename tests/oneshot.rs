@@ -7,19 +7,9 @@ use std::time::Duration;
 
 use common::*;
 
-fn x509_conf(socket: &std::path::Path, extra: &str) -> String {
-    format!(
-        r#"
-agent_address = "{}"
-cert_dir = "certs"
-daemon_mode = false
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-{extra}
-"#,
-        socket.display()
-    )
+/// `common::x509_conf` in one-shot mode.
+fn oneshot_conf(socket: &std::path::Path, extra: &str) -> String {
+    x509_conf(socket, &format!("daemon_mode = false\n{extra}"))
 }
 
 async fn agent_with_default_svid() -> (FakeWorkloadApi, Pki, Svid) {
@@ -34,7 +24,7 @@ async fn agent_with_default_svid() -> (FakeWorkloadApi, Pki, Svid) {
 async fn writes_svid_key_and_bundle_with_exact_bytes_and_default_modes() {
     let (api, pki, svid) = agent_with_default_svid().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), ""));
+    w.conf(&oneshot_conf(api.socket_path(), ""));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_success();
 
@@ -67,7 +57,7 @@ async fn modes_are_read_as_go_hcl_reads_them_and_applied_exactly() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let w = Workdir::new();
     // 0640 is octal; 420 is decimal (= 0644); "0400" is a quoted octal.
-    w.conf(&x509_conf(
+    w.conf(&oneshot_conf(
         api.socket_path(),
         "cert_file_mode = 0640\nkey_file_mode = \"0400\"\n",
     ));
@@ -77,7 +67,7 @@ async fn modes_are_read_as_go_hcl_reads_them_and_applied_exactly() {
     assert_eq!(w.mode("certs/svid_key.pem"), 0o400);
 
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), "cert_file_mode = 420\n"));
+    w.conf(&oneshot_conf(api.socket_path(), "cert_file_mode = 420\n"));
     w.run(&["-config", "helper.conf"]).await.assert_success();
     assert_eq!(w.mode("certs/svid.pem"), 0o644);
 }
@@ -86,7 +76,7 @@ async fn modes_are_read_as_go_hcl_reads_them_and_applied_exactly() {
 async fn mode_without_leading_zero_that_looks_octal_is_warned_about() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), "cert_file_mode = 644\n"));
+    w.conf(&oneshot_conf(api.socket_path(), "cert_file_mode = 644\n"));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_success()
         .assert_stderr_contains(&["cert_file_mode", "0204", "0644"]);
@@ -103,7 +93,7 @@ async fn wider_existing_key_file_is_replaced_with_the_configured_mode() {
     let key = w.certs().join("svid_key.pem");
     std::fs::write(&key, "old").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o666)).unwrap();
-    w.conf(&x509_conf(api.socket_path(), ""));
+    w.conf(&oneshot_conf(api.socket_path(), ""));
     w.run(&["-config", "helper.conf"]).await.assert_success();
     assert_eq!(w.mode("certs/svid_key.pem"), 0o600);
     assert_eq!(
@@ -116,7 +106,7 @@ async fn wider_existing_key_file_is_replaced_with_the_configured_mode() {
 async fn intermediates_and_federated_roots_go_to_the_bundle_when_asked() {
     let (api, pki, svid) = agent_with_default_svid().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(
+    w.conf(&oneshot_conf(
         api.socket_path(),
         "add_intermediates_to_bundle = true\ninclude_federated_domains = true\n",
     ));
@@ -146,7 +136,7 @@ async fn omit_expired_drops_an_expired_root_from_the_bundle() {
     api.set_x509(update);
 
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), ""));
+    w.conf(&oneshot_conf(api.socket_path(), ""));
     w.run(&["-config", "helper.conf"]).await.assert_success();
     assert_eq!(
         w.read_string("certs/svid_bundle.pem"),
@@ -154,7 +144,7 @@ async fn omit_expired_drops_an_expired_root_from_the_bundle() {
     );
 
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), "omit_expired = true\n"));
+    w.conf(&oneshot_conf(api.socket_path(), "omit_expired = true\n"));
     w.run(&["-config", "helper.conf"]).await.assert_success();
     assert_eq!(
         w.read_string("certs/svid_bundle.pem"),
@@ -186,7 +176,7 @@ async fn hint_selects_the_x509_and_jwt_svid() {
     );
 
     let w = Workdir::new();
-    w.conf(&x509_conf(
+    w.conf(&oneshot_conf(
         api.socket_path(),
         r#"hint = "internal"
 jwt_svids = [{ jwt_audience = "db", jwt_svid_file_name = "db.token" }]"#,
@@ -204,7 +194,10 @@ jwt_svids = [{ jwt_audience = "db", jwt_svid_file_name = "db.token" }]"#,
 async fn unknown_hint_fails_naming_it_and_writes_nothing() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), "hint = \"missing-hint\"\n"));
+    w.conf(&oneshot_conf(
+        api.socket_path(),
+        "hint = \"missing-hint\"\n",
+    ));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_code(1).assert_stderr_contains(&["missing-hint"]);
     assert!(w.cert_listing().is_empty(), "{:?}", w.cert_listing());
@@ -291,7 +284,7 @@ async fn permission_denied_is_retried_until_the_identity_is_issued() {
     let (api, _pki, svid) = agent_with_default_svid().await;
     api.deny_next(3);
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), ""));
+    w.conf(&oneshot_conf(api.socket_path(), ""));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_success()
         .assert_stderr_contains(&["retrying in"]);
@@ -306,7 +299,7 @@ async fn agent_that_starts_late_is_waited_for() {
     let sockdir = tempfile::tempdir().unwrap();
     let socket = sockdir.path().join("agent.sock");
     let w = Workdir::new();
-    w.conf(&x509_conf(&socket, ""));
+    w.conf(&oneshot_conf(&socket, ""));
     let child = w.command(&["-config", "helper.conf"]).output();
     let starter = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -325,7 +318,7 @@ async fn agent_that_starts_late_is_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_that_never_comes_gives_up_with_the_reason() {
     let w = Workdir::new();
-    w.conf(&x509_conf(&w.path().join("no-agent.sock"), ""));
+    w.conf(&oneshot_conf(&w.path().join("no-agent.sock"), ""));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_code(1)
         .assert_stderr_contains(&["giving up", "no-agent.sock"]);
@@ -337,7 +330,7 @@ async fn unavailable_answers_are_retried() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     api.unavailable_next(2);
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), ""));
+    w.conf(&oneshot_conf(api.socket_path(), ""));
     w.run(&["-config", "helper.conf"]).await.assert_success();
     assert!(w.exists("certs/svid.pem"));
 }
@@ -352,7 +345,7 @@ async fn agent_address_forms_and_the_environment_variable() {
         format!("unix:{path}"),
     ] {
         let w = Workdir::new();
-        w.conf(&x509_conf(std::path::Path::new(&addr), ""));
+        w.conf(&oneshot_conf(std::path::Path::new(&addr), ""));
         w.run(&["-config", "helper.conf"]).await.assert_success();
         assert!(w.exists("certs/svid.pem"), "{addr}");
     }
@@ -381,7 +374,7 @@ svid_bundle_file_name = "svid_bundle.pem"
 async fn missing_cert_dir_is_a_write_error_naming_it() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), "").replace("\"certs\"", "\"nowhere\""));
+    w.conf(&oneshot_conf(api.socket_path(), "").replace("\"certs\"", "\"nowhere\""));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_code(1).assert_stderr_contains(&["nowhere"]);
     assert!(!w.exists("nowhere"));
@@ -411,7 +404,7 @@ async fn json_configuration_is_accepted() {
 async fn cmd_and_renew_signal_are_ignored_with_a_warning_in_one_shot_mode() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(
+    w.conf(&oneshot_conf(
         api.socket_path(),
         "cmd = \"/bin/sh\"\ncmd_args = \"-c 'touch ran'\"\nrenew_signal = \"SIGHUP\"\n",
     ));
@@ -429,7 +422,9 @@ async fn cmd_and_renew_signal_are_ignored_with_a_warning_in_one_shot_mode() {
 async fn daemon_mode_flag_overrides_the_file() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), "").replace("daemon_mode = false", "daemon_mode = true"));
+    w.conf(
+        &oneshot_conf(api.socket_path(), "").replace("daemon_mode = false", "daemon_mode = true"),
+    );
     for args in [
         &["-config", "helper.conf", "-daemon-mode=false"][..],
         &["--config=helper.conf", "--daemon-mode=false"][..],
@@ -452,7 +447,7 @@ async fn a_failure_after_the_x509_fetch_writes_nothing_at_all() {
         Duration::from_secs(600),
     );
     let w = Workdir::new();
-    w.conf(&x509_conf(
+    w.conf(&oneshot_conf(
         api.socket_path(),
         "hint = \"internal\"\njwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }]\n",
     ));

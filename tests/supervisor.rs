@@ -48,20 +48,6 @@ fn recorder_script(dir: &Path) -> String {
     )
 }
 
-fn conf_with(socket: &Path, extra: &str) -> String {
-    format!(
-        r#"
-agent_address = "{}"
-cert_dir = "certs"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-{extra}
-"#,
-        socket.display()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cmd_starts_once_and_gets_exactly_one_signal_per_rotation() {
     one_signal_per_rotation(&[]).await;
@@ -81,7 +67,7 @@ async fn one_signal_per_rotation(wrapper: &[&str]) {
     api.set_x509(pki.x509_update(pki.svid()));
     let w = Workdir::new();
     let script = recorder_script(w.path());
-    w.conf(&conf_with(
+    w.conf(&x509_conf(
         api.socket_path(),
         &format!(
             "cmd = \"/bin/sh\"\ncmd_args = [\"-c\", {}]\nrenew_signal = \"SIGHUP\"\n",
@@ -114,7 +100,7 @@ async fn a_cmd_that_exits_is_started_again_at_the_next_rotation_only() {
     let w = Workdir::new();
     let runs = w.path().join("runs");
     // The upstream string form: double quotes group words.
-    w.conf(&conf_with(
+    w.conf(&x509_conf(
         api.socket_path(),
         &format!(
             "cmd = \"/bin/sh\"\ncmd_args = \"-c \\\"echo run >> {}; exit 3\\\"\"\nrenew_signal = \"SIGHUP\"\n",
@@ -155,7 +141,7 @@ async fn pid_file_process_is_signalled_even_when_the_pid_file_appears_late() {
         ready.exists().then_some(())
     })
     .await;
-    w.conf(&conf_with(
+    w.conf(&x509_conf(
         api.socket_path(),
         &format!(
             "pid_file_name = \"{}\"\nrenew_signal = \"SIGUSR1\"\n",
@@ -182,7 +168,7 @@ async fn sigint_is_forwarded_to_the_child_and_the_helper_exits_zero() {
     api.set_x509(pki.x509_update(pki.svid()));
     let w = Workdir::new();
     let script = recorder_script(w.path());
-    w.conf(&conf_with(
+    w.conf(&x509_conf(
         api.socket_path(),
         &format!(
             "cmd = \"/bin/sh\"\ncmd_args = [\"-c\", {}]\n",
@@ -203,7 +189,7 @@ async fn without_a_child_sigterm_exits_zero_promptly() {
     let pki = Pki::new();
     api.set_x509(pki.x509_update(pki.svid()));
     let w = Workdir::new();
-    w.conf(&conf_with(api.socket_path(), ""));
+    w.conf(&x509_conf(api.socket_path(), ""));
     let mut d = w.spawn(&["-config", "helper.conf"]);
     wait_for("the SVID", LONG, || read_opt(&w.certs().join("svid.pem"))).await;
     d.signal(Signal::SIGTERM);
@@ -218,7 +204,7 @@ async fn a_child_ignoring_the_signal_is_killed_after_the_grace_period() {
     api.set_x509(pki.x509_update(pki.svid()));
     let w = Workdir::new();
     let started = w.path().join("started");
-    w.conf(&conf_with(
+    w.conf(&x509_conf(
         api.socket_path(),
         &format!(
             "cmd = \"/bin/sh\"\ncmd_args = [\"-c\", \"trap '' TERM; echo up > {}; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done\"]\n",

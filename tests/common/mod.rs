@@ -21,6 +21,22 @@ pub fn bin() -> PathBuf {
         .map_or_else(|| env!("CARGO_BIN_EXE_spiffe-helper").into(), PathBuf::from)
 }
 
+/// A daemon-mode configuration writing the three X.509 files to `certs/`,
+/// plus `extra` lines.
+pub fn x509_conf(socket: &Path, extra: &str) -> String {
+    format!(
+        r#"
+agent_address = "{}"
+cert_dir = "certs"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+{extra}
+"#,
+        socket.display()
+    )
+}
+
 /// A temporary working directory holding `helper.conf` and a `certs/` folder.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
