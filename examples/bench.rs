@@ -172,7 +172,7 @@ async fn main() {
     }
 
     // Memory after many rotations. Pre-mint a pool: minting is the slow part.
-    let rss_before = rss_kb(pid);
+    let rss_before = status_kb(pid, "VmRSS:");
     let pool: Vec<_> = (0..50).map(|_| pki.x509_update(pki.svid())).collect();
     for i in 0..args.soak {
         api.set_x509(pool[i % pool.len()].clone());
@@ -180,7 +180,7 @@ async fn main() {
             .await
             .expect("renewal signal");
     }
-    let rss_after = rss_kb(pid);
+    let rss_after = status_kb(pid, "VmRSS:");
     println!(
         "RSS after {} more rotations: {:.2} MB (growth {:+.2} MB)",
         args.soak,
@@ -256,10 +256,6 @@ jwt_svids = [
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    status_kb(pid, "VmRSS:")
 }
 
 /// One "<key> <n> kB" line of /proc/<pid>/status.

@@ -126,7 +126,7 @@ async fn bundle_stream_once(
                 }
             }
             Some(Err(e)) => return e.into(),
-            None => return StreamEnd::closed(),
+            None => return StreamEnd::Closed,
         }
     }
 }

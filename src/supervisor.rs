@@ -126,7 +126,7 @@ fn renew_child(cmd: &Command, sig: Option<Signal>, child: &mut Option<Child>) {
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    if let Some(sig) = sig.filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+    if let Some(sig) = sig {
         default_disposition_in_child(&mut command, sig);
     }
     match command.spawn() {
@@ -146,6 +146,10 @@ fn renew_child(cmd: &Command, sig: Option<Signal>, child: &mut Option<Child>) {
 /// so only that case changes.
 fn default_disposition_in_child(command: &mut TokioCommand, sig: Signal) {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    // Neither can be caught or ignored, and sigaction(2) refuses them.
+    if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+        return;
+    }
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: runs in the forked child before exec, where only
     // async-signal-safe calls are allowed: sigaction(2) is one, and this

@@ -84,46 +84,44 @@ impl WorkloadError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Denied { .. })
     }
+
+    /// Whether a reconnect will fail the same way: the agent sends the same
+    /// oversized update again.
+    pub fn is_persistent(&self) -> bool {
+        matches!(self, Self::TooLarge { .. })
+    }
 }
 
 /// Why a Workload API stream (X.509 contexts, JWT bundles) ended.
 #[derive(Debug)]
-pub struct StreamEnd {
-    message: String,
-    /// It will end the same way after a reconnect (an oversized update).
-    persistent: bool,
+pub enum StreamEnd {
+    Failed(WorkloadError),
+    /// The agent closed the stream.
+    Closed,
 }
 
 impl StreamEnd {
-    /// The agent closed the stream.
-    pub fn closed() -> Self {
-        Self {
-            message: "the agent closed the stream".to_owned(),
-            persistent: false,
-        }
-    }
-
     /// Logs why `stream` ended before a reconnect. Transient causes go
     /// through `repeats`, so an absent agent is not logged every time; a
     /// persistent one is an error every time, since it needs someone to act.
     pub fn report(&self, stream: &str, repeats: &mut Repeats) {
-        if self.persistent {
-            tracing::error!(
-                "{stream} stream: {}; the files on disk are kept, reconnecting",
-                self.message
-            );
-        } else {
-            repeats.warn(&format!("{stream} stream: {}; reconnecting", self.message));
+        match self {
+            Self::Failed(e) if e.is_persistent() => {
+                tracing::error!("{stream} stream: {e}; the files on disk are kept, reconnecting")
+            }
+            Self::Failed(e) => repeats.warn(&format!("{stream} stream: {e}; reconnecting")),
+            Self::Closed => {
+                repeats.warn(&format!(
+                    "{stream} stream: the agent closed the stream; reconnecting"
+                ));
+            }
         }
     }
 }
 
 impl From<WorkloadError> for StreamEnd {
     fn from(e: WorkloadError) -> Self {
-        Self {
-            persistent: matches!(e, WorkloadError::TooLarge { .. }),
-            message: e.to_string(),
-        }
+        Self::Failed(e)
     }
 }
 
@@ -270,12 +268,12 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("4 MiB gRPC message limit"), "{text}");
         assert!(text.contains("found 6146521 bytes"), "{text}");
-        assert!(StreamEnd::from(e).persistent);
+        assert!(e.is_persistent());
 
         let other = TransportError::status(GrpcStatusCode::OutOfRange, "something else");
         let e = classify(WorkloadApiError::Transport(other));
         assert!(matches!(e, WorkloadError::Other { .. }), "{e:?}");
-        assert!(!StreamEnd::from(e).persistent);
+        assert!(!e.is_persistent());
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl Watcher {
                     self.update(&ctx).await;
                 }
                 Some(Err(e)) => return e.into(),
-                None => return StreamEnd::closed(),
+                None => return StreamEnd::Closed,
             }
         }
     }

@@ -33,22 +33,17 @@ async fn statuses_move_from_unwritten_to_written_to_failed_and_back() {
     let pki = Pki::new();
     let port = free_port();
     let w = Workdir::new();
-    w.conf(&format!(
-        r#"
-agent_address = "{}"
-cert_dir = "certs"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-jwt_svids = [{{ jwt_audience = "db", jwt_svid_file_name = "db.token" }}]
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!(
+            r#"jwt_svids = [{{ jwt_audience = "db", jwt_svid_file_name = "db.token" }}]
 health_checks {{
   listener_enabled = true
   bind_port = {port}
   liveness_path = "/healthz"
   readiness_path = "/readyz"
-}}
-"#,
-        api.socket_path().display()
+}}"#
+        ),
     ));
     let _d = w.spawn(&["-config", "helper.conf"]);
 
@@ -100,19 +95,9 @@ async fn liveness_fails_once_the_svid_on_disk_has_expired() {
     api.set_x509(pki.x509_update(svid));
     let port = free_port();
     let w = Workdir::new();
-    w.conf(&format!(
-        r#"
-agent_address = "{}"
-cert_dir = "certs"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-health_checks {{
-  listener_enabled = true
-  bind_port = {port}
-}}
-"#,
-        api.socket_path().display()
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!("health_checks {{\n  listener_enabled = true\n  bind_port = {port}\n}}"),
     ));
     let _d = w.spawn(&["-config", "helper.conf"]);
     wait_http(port, "/ready", 200).await;
