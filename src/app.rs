@@ -27,6 +27,76 @@ pub enum AppError {
     Signals(#[source] std::io::Error),
 }
 
+/// Everything after the command line: logging, the configuration's
+/// warnings and errors, the runtime, and the mode. Returns the exit code.
+pub fn main(loaded: Result<crate::config::Loaded, crate::config::ConfigError>) -> u8 {
+    let (level, format) = match &loaded {
+        Ok(l) => (l.config.log_level, l.config.log_format),
+        Err(_) => (None, crate::config::LogFormat::Text),
+    };
+    crate::logging::init(level, format);
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let cfg = loaded.config;
+    info!(
+        "using configuration file {} ({} mode)",
+        cfg.source.display(),
+        if cfg.daemon_mode {
+            "daemon"
+        } else {
+            "one-shot"
+        }
+    );
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = if cfg.daemon_mode {
+        runtime.block_on(run(cfg)).map_err(|e| chain(&e))
+    } else {
+        runtime
+            .block_on(crate::oneshot::run(&cfg))
+            .map_err(|e| chain(&e))
+    };
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            1
+        }
+    }
+}
+
+/// An error followed by each of its causes.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> Result<(), AppError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(AppError::Signals)?;

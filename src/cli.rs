@@ -3,7 +3,9 @@
 //! `-flag value` or `-flag=value`, a bare boolean flag meaning true, and
 //! parsing stopping at the first argument that is not a flag.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::PathBuf;
 
 /// What the command line asks for.
@@ -61,36 +63,69 @@ pub fn usage() -> String {
 
 /// Parses the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<CliAction, CliError> {
+    parse_os(args.into_iter().map(OsString::from))
+}
+
+/// Parses the arguments after the program name as the operating system
+/// gave them: a `-config` path need not be UTF-8, and any other argument
+/// that is not is reported, never a panic.
+pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, CliError> {
     let mut config = PathBuf::from("helper.conf");
     let mut daemon_mode = None;
     let mut version = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        let bytes = arg.as_bytes();
         // Go stops at the first non-flag argument; "--" ends the flags too.
-        if arg == "--" || arg.len() < 2 || !arg.starts_with('-') {
+        if bytes == b"--" || bytes.len() < 2 || bytes[0] != b'-' {
             break;
         }
-        let body = arg.strip_prefix("--").unwrap_or(&arg[1..]);
-        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
-            return Err(CliError(format!("bad flag syntax: {arg}")));
+        let body = bytes.strip_prefix(b"--").unwrap_or(&bytes[1..]);
+        if body.is_empty() || body[0] == b'-' || body[0] == b'=' {
+            return Err(CliError(format!(
+                "bad flag syntax: {}",
+                arg.to_string_lossy()
+            )));
         }
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
+        let (name, value) = match body.iter().position(|&b| b == b'=') {
+            Some(i) => (&body[..i], Some(&body[i + 1..])),
             None => (body, None),
+        };
+        let Ok(name) = std::str::from_utf8(name) else {
+            return Err(CliError(format!(
+                "flag provided but not defined: -{} (the flag is not valid UTF-8)",
+                String::from_utf8_lossy(name)
+            )));
         };
         match name {
             "help" | "h" => return Ok(CliAction::Help),
             "config" => {
                 let v = match value {
-                    Some(v) => v,
+                    Some(v) => OsString::from_vec(v.to_vec()),
                     None => args
                         .next()
                         .ok_or_else(|| CliError(format!("flag needs an argument: -{name}")))?,
                 };
                 config = PathBuf::from(v);
             }
-            "daemon-mode" => daemon_mode = Some(bool_value(name, value.as_deref())?),
-            "version" => version = bool_value(name, value.as_deref())?,
+            "daemon-mode" | "version" => {
+                let value = match value.map(std::str::from_utf8) {
+                    None => None,
+                    Some(Ok(v)) => Some(v),
+                    Some(Err(_)) => {
+                        return Err(CliError(format!(
+                            "invalid boolean value {:?} for -{name}: use true or false",
+                            String::from_utf8_lossy(value.unwrap_or_default())
+                        )))
+                    }
+                };
+                let b = bool_value(name, value)?;
+                if name == "version" {
+                    version = b;
+                } else {
+                    daemon_mode = Some(b);
+                }
+            }
             _ => return Err(CliError(format!("flag provided but not defined: -{name}"))),
         }
     }
@@ -205,6 +240,30 @@ mod tests {
         assert_eq!(run(&["x", "-bogus"]).unwrap(), args("helper.conf", None));
         assert_eq!(run(&["--", "-bogus"]).unwrap(), args("helper.conf", None));
         assert_eq!(run(&["-", "-bogus"]).unwrap(), args("helper.conf", None));
+    }
+
+    #[test]
+    fn arguments_that_are_not_utf8_never_panic() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let os = |b: &[u8]| OsString::from_vec(b.to_vec());
+        // A config path may be any bytes, in both spellings.
+        let want = CliAction::Run(CliArgs {
+            config: PathBuf::from(os(b"\xff.conf")),
+            daemon_mode: None,
+        });
+        assert_eq!(parse_os([os(b"-config"), os(b"\xff.conf")]).unwrap(), want);
+        assert_eq!(parse_os([os(b"-config=\xff.conf")]).unwrap(), want);
+        let e = parse_os([os(b"-\xff")]).unwrap_err().to_string();
+        assert!(e.contains("not valid UTF-8"), "{e}");
+        let e = parse_os([os(b"-daemon-mode=\xff")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("-daemon-mode"), "{e}");
+        // After the flags, anything goes.
+        assert_eq!(
+            parse_os([os(b"x"), os(b"\xfe")]).unwrap(),
+            args("helper.conf", None)
+        );
     }
 
     #[test]

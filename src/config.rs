@@ -33,7 +33,26 @@ pub struct Config {
     pub daemon_mode: bool,
     pub process: ProcessConfig,
     pub health: HealthConfig,
+    /// `log_level`; `None` when unset (`RUST_LOG`, when set, wins anyway).
+    pub log_level: Option<tracing::Level>,
+    /// `log_format`.
+    pub log_format: LogFormat,
+    /// `oneshot_max_wait`: how long one-shot mode waits in all for an agent
+    /// that is not there yet or has no identity for the workload yet.
+    pub oneshot_max_wait: std::time::Duration,
 }
+
+/// `log_format`: human-readable lines or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The default of `oneshot_max_wait`: at least as long as the Go helper's
+/// PermissionDenied schedule (10 ms x 5^k) waits in all, about 81 minutes.
+pub const DEFAULT_ONESHOT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(82 * 60);
 
 /// One file to write: `cert_dir` joined with the configured name, and its mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,17 +61,39 @@ pub struct OutputFile {
     pub mode: u32,
 }
 
+/// Everything the X.509 stream feeds; present when at least one of its
+/// outputs is configured.
 #[derive(Debug, Clone)]
 pub struct X509Output {
+    /// The three `svid_*` files, when set.
+    pub files: Option<SvidFiles>,
+    /// `credential_bundle_file_name`: key then chain in one file, mode
+    /// `key_file_mode`.
+    pub credential_bundle: Option<OutputFile>,
+    /// `trust_bundles_dir`: one `<trust domain>.pem` per trust domain.
+    pub trust_bundles: Option<TrustBundlesDir>,
+    pub add_intermediates_to_bundle: bool,
+    pub include_federated_domains: bool,
+    pub omit_expired: bool,
+}
+
+/// The three `svid_*` files.
+#[derive(Debug, Clone)]
+pub struct SvidFiles {
     /// `svid_file_name`, mode `cert_file_mode`.
     pub svid: OutputFile,
     /// `svid_key_file_name`, mode `key_file_mode`.
     pub key: OutputFile,
     /// `svid_bundle_file_name`, mode `cert_file_mode`.
     pub bundle: OutputFile,
-    pub add_intermediates_to_bundle: bool,
-    pub include_federated_domains: bool,
-    pub omit_expired: bool,
+}
+
+/// `trust_bundles_dir` (joined with `cert_dir`) and the mode of its files
+/// (`cert_file_mode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustBundlesDir {
+    pub dir: PathBuf,
+    pub mode: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +128,21 @@ pub struct ProcessConfig {
     pub pid_file: Option<PathBuf>,
     /// `renew_signal`; `None` when empty or daemon mode is off.
     pub renew_signal: Option<Signal>,
+    /// `cmd_exit_policy`.
+    pub exit_policy: ExitPolicy,
+}
+
+/// `cmd_exit_policy`: what happens when `cmd` exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExitPolicy {
+    /// `relaunch_on_renewal` (upstream): started again at the next renewal.
+    #[default]
+    RelaunchOnRenewal,
+    /// `restart`: started again after a backoff from 1 s doubling to 30 s,
+    /// reset once it has run for a minute.
+    Restart,
+    /// `exit`: the helper exits with the child's exit code.
+    Exit,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +151,12 @@ pub struct HealthConfig {
     pub bind_port: u16,
     pub liveness_path: String,
     pub readiness_path: String,
+    /// `bind_address`; `None`: every interface (dual-stack `[::]`).
+    pub bind_address: Option<std::net::IpAddr>,
+    /// `metrics_path` (default `/metrics`); `None` when set to `""`.
+    pub metrics_path: Option<String>,
+    /// `status_path` (default `/status`); `None` when set to `""`.
+    pub status_path: Option<String>,
 }
 
 /// Defaults, as in the Go helper.
@@ -488,6 +550,9 @@ impl Reader {
             bind_port: DEFAULT_BIND_PORT,
             liveness_path: DEFAULT_LIVENESS_PATH.to_owned(),
             readiness_path: DEFAULT_READINESS_PATH.to_owned(),
+            bind_address: None,
+            metrics_path: Some("/metrics".to_owned()),
+            status_path: Some("/status".to_owned()),
         };
         let Some(e) = e else { return h };
         let Value::Object(fields) = &e.node.value else {
@@ -725,9 +790,13 @@ impl Reader {
             mode,
         };
         let x509 = (set.len() == 3).then(|| X509Output {
-            svid: out(&svid, cert_mode),
-            key: out(&key, key_mode),
-            bundle: out(&bundle, cert_mode),
+            files: Some(SvidFiles {
+                svid: out(&svid, cert_mode),
+                key: out(&key, key_mode),
+                bundle: out(&bundle, cert_mode),
+            }),
+            credential_bundle: None,
+            trust_bundles: None,
             add_intermediates_to_bundle,
             include_federated_domains,
             omit_expired,
@@ -758,8 +827,12 @@ impl Reader {
                 cmd: command,
                 pid_file: (daemon_mode && !pid_file.is_empty()).then(|| PathBuf::from(pid_file)),
                 renew_signal: signal,
+                exit_policy: ExitPolicy::default(),
             },
             health,
+            log_level: None,
+            log_format: LogFormat::default(),
+            oneshot_max_wait: DEFAULT_ONESHOT_MAX_WAIT,
         }
     }
 }
@@ -892,7 +965,8 @@ mod tests {
         assert_eq!(c.agent_socket, PathBuf::from(endpoint::DEFAULT_SOCKET));
         assert!(c.daemon_mode);
         assert_eq!(c.hint, None);
-        let x = c.x509.unwrap();
+        let x509 = c.x509.unwrap();
+        let x = x509.files.clone().unwrap();
         assert_eq!(
             x.svid,
             OutputFile {
@@ -908,7 +982,11 @@ mod tests {
             }
         );
         assert_eq!(x.bundle.mode, 0o644);
-        assert!(!x.add_intermediates_to_bundle && !x.include_federated_domains && !x.omit_expired);
+        assert!(
+            !x509.add_intermediates_to_bundle
+                && !x509.include_federated_domains
+                && !x509.omit_expired
+        );
         assert!(c.jwt_svids.is_empty() && c.jwt_bundle.is_none());
         assert!(c.process.cmd.is_none() && c.process.pid_file.is_none());
         assert!(!c.health.listener_enabled);
@@ -962,7 +1040,8 @@ health_checks {
 }
 "#);
         assert_eq!(c.agent_socket, PathBuf::from("/run/spire/agent.sock"));
-        let x = c.x509.unwrap();
+        let x509 = c.x509.unwrap();
+        let x = x509.files.clone().unwrap();
         assert_eq!(x.svid.path, PathBuf::from("/certs/svid.pem"));
         // As Go's path.Join: a leading slash stays inside cert_dir.
         assert_eq!(x.key.path, PathBuf::from("/certs/svid_key.pem"));
@@ -970,7 +1049,9 @@ health_checks {
             (x.svid.mode, x.key.mode, x.bundle.mode),
             (0o640, 0o400, 0o640)
         );
-        assert!(x.add_intermediates_to_bundle && x.include_federated_domains && x.omit_expired);
+        assert!(
+            x509.add_intermediates_to_bundle && x509.include_federated_domains && x509.omit_expired
+        );
         assert_eq!(c.hint.as_deref(), Some("internal"));
         assert_eq!(
             c.jwt_bundle,
@@ -1053,6 +1134,8 @@ health_checks = { listener_enabled = true }
         let mode = |v: &str| {
             ok(&format!("{SVID}cert_file_mode = {v}\n"))
                 .x509
+                .unwrap()
+                .files
                 .unwrap()
                 .svid
                 .mode

@@ -52,7 +52,7 @@ pub async fn serve(
         let answer = if method != Method::GET && method != Method::HEAD {
             None
         } else if path == cfg.liveness_path {
-            Some(s.is_live(crate::oneshot::unix_now()))
+            Some(s.is_live(crate::clock::unix_now()))
         } else if path == cfg.readiness_path {
             Some(s.is_ready())
         } else {

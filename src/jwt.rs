@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
 use crate::backoff::{sleep_or_cancel, Backoff, Repeats};
+use crate::clock::unix_now;
 use crate::config::{JwtSvidOutput, OutputFile};
 use crate::disk::{self, WriteError};
-use crate::oneshot::unix_now;
 use crate::secret::Secret;
 use crate::status::{self, StatusTx, WriteStatus};
 use crate::workload::{Agent, Client, StreamEnd, WorkloadError};

@@ -2,7 +2,9 @@
 //! and report success or the reason for failure.
 
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::clock::unix_now;
 
 use tracing::{info, warn};
 
@@ -132,13 +134,10 @@ pub async fn run_with_budget(cfg: &Config, budget: Duration) -> Result<(), OneSh
     }
     disk::write_files(&writes)?;
 
-    if let Some((files, out)) = &x509 {
+    if let Some((files, _)) = &x509 {
         info!(
             spiffe_id = %files.spiffe_id,
             serial = %files.serial,
-            svid = %out.svid.path.display(),
-            key = %out.key.path.display(),
-            bundle = %out.bundle.path.display(),
             "X.509 SVID written"
         );
     }
@@ -229,10 +228,4 @@ impl Session {
             tokio::time::sleep(delay).await;
         }
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 
 use crate::backoff::{sleep_or_cancel, Backoff, Repeats};
+use crate::clock::unix_now;
 use crate::config::X509Output;
 use crate::disk::{self, FileWrite, WriteError};
-use crate::oneshot::unix_now;
 use crate::secret::Secret;
 use crate::status::{StatusTx, WriteStatus};
 use crate::workload::{Agent, StreamEnd};
@@ -116,23 +116,26 @@ pub fn write(files: &X509Files, out: &X509Output) -> Result<(), WriteError> {
     disk::write_files(&file_writes(files, out))
 }
 
-/// The three files of an X.509 update, in write order.
-pub fn file_writes<'a>(files: &'a X509Files, out: &'a X509Output) -> [FileWrite<'a>; 3] {
-    [
+/// The files of an X.509 update, in write order.
+pub fn file_writes<'a>(files: &'a X509Files, out: &'a X509Output) -> Vec<FileWrite<'a>> {
+    let Some(f) = &out.files else {
+        return Vec::new();
+    };
+    vec![
         FileWrite {
-            path: &out.bundle.path,
+            path: &f.bundle.path,
             bytes: &files.bundle_pem,
-            mode: out.bundle.mode,
+            mode: f.bundle.mode,
         },
         FileWrite {
-            path: &out.key.path,
+            path: &f.key.path,
             bytes: files.key_pem.expose(),
-            mode: out.key.mode,
+            mode: f.key.mode,
         },
         FileWrite {
-            path: &out.svid.path,
+            path: &f.svid.path,
             bytes: &files.svid_pem,
-            mode: out.svid.mode,
+            mode: f.svid.mode,
         },
     ]
 }
@@ -211,7 +214,6 @@ impl Watcher {
                 info!(
                     spiffe_id = %files.spiffe_id,
                     serial = %files.serial,
-                    svid = %self.out.svid.path.display(),
                     "X.509 SVID written"
                 );
                 self.set_status(WriteStatus::Written, Some(files.not_after));
@@ -290,9 +292,13 @@ mod tests {
             mode,
         };
         X509Output {
-            svid: f("svid.pem", 0o644),
-            key: f("key.pem", 0o600),
-            bundle: f("bundle.pem", 0o644),
+            files: Some(crate::config::SvidFiles {
+                svid: f("svid.pem", 0o644),
+                key: f("key.pem", 0o600),
+                bundle: f("bundle.pem", 0o644),
+            }),
+            credential_bundle: None,
+            trust_bundles: None,
             add_intermediates_to_bundle: false,
             include_federated_domains: false,
             omit_expired: false,

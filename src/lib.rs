@@ -1,0 +1,35 @@
+//! spiffe-helper: gets a workload's SPIFFE identity from the Workload API,
+//! writes it to disk, keeps it rotated and tells the program that uses it.
+//!
+//! # Layout
+//! - `cli`: Go-style command-line flags.
+//! - `config`: the HCL/JSON file, validated into [`config::Config`].
+//! - `workload`: the Workload API client (one shared connection) and its
+//!   error classes.
+//! - `x509`, `jwt`: pure rendering of credentials into file contents.
+//! - `disk`: the atomic, transactional writer every batch goes through.
+//! - `publish`: the one place a rendered batch reaches the disk, the status
+//!   and the supervisor.
+//! - `watch`: the one stream loop (connect, subscribe, back off, report).
+//! - `oneshot`: `daemon_mode = false`.
+//! - `app`: daemon mode: the watchers, JWT refreshers, health server and
+//!   process supervisor under one cancellation token.
+//! - `status`, `health`: the shared write status and the HTTP probes.
+//! - `supervisor`: starting and signalling `cmd` and the pid-file process.
+//! - `clock`, `backoff`, `secret`: small shared pieces.
+
+pub mod app;
+pub mod backoff;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod disk;
+pub mod health;
+pub mod jwt;
+pub mod logging;
+pub mod oneshot;
+pub mod secret;
+pub mod status;
+pub mod supervisor;
+pub mod workload;
+pub mod x509;
