@@ -1,23 +1,32 @@
-//! Daemon mode wiring: one token, one status channel, the tasks, the
-//! supervisor, and a bounded shutdown on SIGTERM or SIGINT.
+//! Everything after the command line: logging, the configuration's warnings
+//! and errors, the runtime, and the two modes. Daemon mode is [`run`]: one
+//! token, one status channel, the watchers, refreshers, health server and
+//! supervisor, and a bounded shutdown that never cuts a write.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use spiffe::{JwtBundleSet, X509Context};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument as _};
+use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
-use crate::config::Config;
+use crate::clock::unix_now;
+use crate::config::{Config, ConfigError, Loaded, LogFormat, X509Output};
+use crate::publish::{Output, Publisher, Update};
 use crate::status::Status;
-use crate::workload::Agent;
-use crate::{health, jwt, supervisor, x509};
+use crate::workload::{Agent, ErrorKind};
+use crate::{disk, health, jwt, refresh, supervisor, watch as stream, x509};
 
-/// How long the tasks get to finish after the shutdown signal.
+/// How long the tasks get to stop after the shutdown signal (a batch under
+/// way is waited for first, see [`WRITE_GRACE`]).
 const DRAIN: Duration = Duration::from_millis(800);
+/// How long a shutdown waits for a batch that is being written.
+pub const WRITE_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -25,20 +34,28 @@ pub enum AppError {
     Health(#[from] health::BindError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot prepare {}: {source}", path.display())]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Everything after the command line: logging, the configuration's
-/// warnings and errors, the runtime, and the mode. Returns the exit code.
-pub fn main(loaded: Result<crate::config::Loaded, crate::config::ConfigError>) -> u8 {
+/// The whole program after the flags: returns the exit code.
+pub fn main(loaded: Result<Loaded, ConfigError>) -> u8 {
     let (level, format) = match &loaded {
         Ok(l) => (l.config.log_level, l.config.log_format),
-        Err(_) => (None, crate::config::LogFormat::Text),
+        Err(_) => (None, LogFormat::Text),
     };
     crate::logging::init(level, format);
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!("{e}");
+            for w in e.warnings() {
+                warn!("{w}");
+            }
+            error!("{e}");
             return 1;
         }
     };
@@ -55,31 +72,43 @@ pub fn main(loaded: Result<crate::config::Loaded, crate::config::ConfigError>) -
     for w in &loaded.warnings {
         warn!("{w}");
     }
+    raise_descriptor_limit();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The blocking pool's threads (credential writes) are kept between
+        // rotations instead of being created for each one.
+        .thread_keep_alive(Duration::from_secs(3600))
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
+            error!("cannot start the async runtime: {e}");
             return 1;
         }
     };
-    let result = if cfg.daemon_mode {
-        runtime.block_on(run(cfg)).map_err(|e| chain(&e))
-    } else {
-        runtime
-            .block_on(crate::oneshot::run(&cfg))
-            .map_err(|e| chain(&e))
-    };
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            tracing::error!("{e}");
-            1
+    let code = if cfg.daemon_mode {
+        match runtime.block_on(async {
+            let shutdown = shutdown_signal().map_err(AppError::Signals)?;
+            run(cfg, shutdown).await
+        }) {
+            Ok(code) => code,
+            Err(e) => {
+                error!("{}", chain(&e));
+                1
+            }
         }
-    }
+    } else {
+        match runtime.block_on(crate::oneshot::run(&cfg)) {
+            Ok(()) => 0,
+            Err(e) => {
+                error!("{}", chain(&e));
+                1
+            }
+        }
+    };
+    // Writes are waited for inside the modes; nothing is left to finish.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 /// An error followed by each of its causes.
@@ -97,13 +126,90 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs until SIGTERM or SIGINT.
-pub async fn run(cfg: Config) -> Result<(), AppError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
+/// A future that completes with the first SIGTERM or SIGINT.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = Signal>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => Signal::SIGTERM,
+            _ = int.recv() => Signal::SIGINT,
+        }
+    })
+}
+
+/// Raises the soft descriptor limit to the hard one, so probe connections
+/// and credential writes have room; the health server keeps its own share
+/// bounded as well.
+pub fn raise_descriptor_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            debug!("cannot raise the descriptor limit from {soft} to {hard}");
+        }
+    }
+}
+
+/// Every file path the configuration writes (for the start-up clean-up).
+fn targets(cfg: &Config) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(x) = &cfg.x509 {
+        if let Some(f) = &x.files {
+            out.extend([
+                f.svid.path.clone(),
+                f.key.path.clone(),
+                f.bundle.path.clone(),
+            ]);
+        }
+        if let Some(c) = &x.credential_bundle {
+            out.push(c.path.clone());
+        }
+    }
+    if let Some(b) = &cfg.jwt_bundle {
+        out.push(b.path.clone());
+    }
+    out.extend(cfg.jwt_svids.iter().map(|j| j.file.path.clone()));
+    out
+}
+
+/// Before the first write, in both modes: removes temporary files an
+/// earlier run left behind (after a SIGKILL or a power loss) and creates
+/// `trust_bundles_dir` if it is missing.
+pub fn prepare_outputs(cfg: &Config) -> Result<(), AppError> {
+    let mut removed = disk::remove_leftovers(&targets(cfg));
+    if let Some(dir) = cfg.x509.as_ref().and_then(|x| x.trust_bundles.as_ref()) {
+        create_dir_exact(&dir.dir).map_err(|source| AppError::Prepare {
+            path: dir.dir.clone(),
+            source,
+        })?;
+        removed.extend(disk::remove_leftovers_in(
+            &dir.dir,
+            x509::is_trust_bundle_name,
+        ));
+    }
+    for p in removed {
+        info!(path = %p.display(), "removed a temporary file left by an earlier run");
+    }
+    Ok(())
+}
+
+/// Creates `dir` with mode 0755 exactly (whatever the umask) if missing.
+fn create_dir_exact(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Daemon mode: runs until `shutdown` completes, then lets a batch under
+/// way finish, stops the tasks and the child, and returns the exit code.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<u8, AppError> {
+    prepare_outputs(&cfg)?;
     // Bound before anything is fetched, so probes answer (not ready) at once.
     let listener = if cfg.health.listener_enabled {
-        Some(health::bind(&cfg.health).await?)
+        Some(health::bind(&cfg.health)?)
     } else {
         None
     };
@@ -112,6 +218,7 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     let (status_tx, status_rx) = watch::channel(Status::new(&cfg));
     let (renew_tx, renew_rx) = watch::channel(0u64);
     let (stop_tx, stop_rx) = watch::channel(None::<Signal>);
+    let publisher = Publisher::new(status_tx, renew_tx);
     let agent = Agent::new(cfg.agent_socket.clone());
     let mut tasks = JoinSet::new();
 
@@ -120,37 +227,31 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
         tasks.spawn(fut.instrument(info_span!("health")));
     }
     if let Some(out) = &cfg.x509 {
-        let watcher = x509::Watcher {
-            agent: agent.clone(),
-            out: Arc::new(out.clone()),
-            hint: cfg.hint.clone(),
-            status: status_tx.clone(),
-            renewals: renew_tx,
-        };
-        tasks.spawn(
-            watcher
-                .run(token.child_token())
-                .instrument(info_span!("x509")),
+        let fut = watch_x509(
+            agent.clone(),
+            out.clone(),
+            cfg.hint.clone(),
+            publisher.clone(),
+            token.child_token(),
         );
-    } else {
-        drop(renew_tx);
+        tasks.spawn(fut.instrument(info_span!("x509")));
     }
     if let Some(out) = &cfg.jwt_bundle {
-        let fut = jwt::watch_bundles(
+        let fut = watch_jwt_bundles(
             agent.clone(),
-            Arc::new(out.clone()),
-            status_tx.clone(),
+            out.clone(),
+            publisher.clone(),
             token.child_token(),
         );
         tasks.spawn(fut.instrument(info_span!("jwt_bundle")));
     }
     for entry in &cfg.jwt_svids {
         let span = info_span!("jwt_svid", audience = %entry.audience);
-        let fut = jwt::refresh(
+        let fut = refresh::run(
             agent.clone(),
             entry.clone(),
             cfg.hint.clone(),
-            status_tx.clone(),
+            publisher.clone(),
             token.child_token(),
         );
         tasks.spawn(fut.instrument(span));
@@ -161,11 +262,14 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     );
     info!(agent = %agent.socket().display(), "running in daemon mode");
 
-    let sig = tokio::select! {
-        _ = sigterm.recv() => Signal::SIGTERM,
-        _ = sigint.recv() => Signal::SIGINT,
-    };
+    let sig = shutdown.await;
     info!(signal = sig.as_str(), "shutting down");
+    if !publisher.close(WRITE_GRACE).await {
+        warn!(
+            "a credential write did not finish within {}s of the shutdown signal",
+            WRITE_GRACE.as_secs()
+        );
+    }
     token.cancel();
     let _ = stop_tx.send(Some(sig));
 
@@ -183,5 +287,88 @@ pub async fn run(cfg: Config) -> Result<(), AppError> {
     if tokio::time::timeout(grace, supervisor).await.is_err() {
         warn!("the process supervisor did not stop in time");
     }
-    Ok(())
+    Ok(0)
+}
+
+/// The X.509 watcher: every update is rendered and published.
+async fn watch_x509(
+    agent: Agent,
+    out: X509Output,
+    hint: Option<String>,
+    publisher: Publisher,
+    token: CancellationToken,
+) {
+    let out = &out;
+    let hint = hint.as_deref();
+    let publisher_ref = &publisher;
+    stream::run(
+        "X.509 SVID stream",
+        agent.socket(),
+        || agent.stream_x509(),
+        |ctx: X509Context| async move { publish_x509(&ctx, out, hint, publisher_ref).await },
+        |e| {
+            if e.kind() == ErrorKind::Malformed {
+                publisher.mark_failed(&Output::X509);
+            }
+        },
+        token,
+    )
+    .await;
+}
+
+/// Renders one X.509 context and publishes it (daemon mode).
+async fn publish_x509(
+    ctx: &X509Context,
+    out: &X509Output,
+    hint: Option<&str>,
+    publisher: &Publisher,
+) {
+    for svid in ctx.svids() {
+        info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
+    }
+    let mut rendered = match x509::render(ctx, out, hint, unix_now()) {
+        Ok(r) => r,
+        Err(e) => {
+            publisher.failed(&Output::X509, &format!("{e}; the files on disk are kept"));
+            return;
+        }
+    };
+    if let Some(dir) = &out.trust_bundles {
+        rendered.batch.removals = x509::stale_trust_bundles(&dir.dir, &rendered.batch);
+    }
+    // The publisher logs and records the outcome.
+    let _ = publisher
+        .publish(rendered.batch, Update::X509(rendered.info))
+        .await;
+}
+
+/// The JWT bundle watcher.
+async fn watch_jwt_bundles(
+    agent: Agent,
+    out: crate::config::OutputFile,
+    publisher: Publisher,
+    token: CancellationToken,
+) {
+    let out = &out;
+    let publisher_ref = &publisher;
+    stream::run(
+        "JWT bundle stream",
+        agent.socket(),
+        || agent.stream_jwt_bundles(),
+        |set: JwtBundleSet| async move {
+            let (batch, info) = jwt::render_bundles(&set, out);
+            let update = Update::JwtBundle {
+                path: out.path.clone(),
+                info,
+            };
+            let _ = publisher_ref.publish(batch, update).await;
+        },
+        |e| {
+            if e.kind() == ErrorKind::Malformed {
+                publisher.mark_failed(&Output::Jwt(out.path.clone()));
+            }
+        },
+        token,
+    )
+    .await;
 }

@@ -33,48 +33,6 @@ impl Backoff {
     }
 }
 
-/// Keeps a stream of identical failures from flooding the log: the first
-/// [`Repeats::LOUD`] occurrences of the same message are warnings, the rest
-/// are logged at debug level until something else happens.
-#[derive(Debug, Default)]
-pub struct Repeats {
-    last: String,
-    count: u32,
-}
-
-impl Repeats {
-    pub const LOUD: u32 = 3;
-
-    /// Logs `message` as a warning or, once it has repeated, at debug level.
-    pub fn warn(&mut self, message: &str) {
-        if self.last == message {
-            self.count += 1;
-        } else {
-            message.clone_into(&mut self.last);
-            self.count = 1;
-        }
-        if self.count <= Self::LOUD {
-            tracing::warn!("{message}");
-            if self.count == Self::LOUD {
-                tracing::warn!("further identical messages are logged at debug level");
-            }
-        } else {
-            tracing::debug!("{message}");
-        }
-    }
-
-    /// After a success: the next failure is loud again.
-    pub fn clear(&mut self) {
-        self.last.clear();
-        self.count = 0;
-    }
-
-    #[cfg(test)]
-    fn is_loud(&self) -> bool {
-        self.count <= Self::LOUD
-    }
-}
-
 /// Sleeps for `d` unless `token` is cancelled first; true when cancelled.
 pub async fn sleep_or_cancel(token: &tokio_util::sync::CancellationToken, d: Duration) -> bool {
     tokio::select! {
@@ -86,25 +44,6 @@ pub async fn sleep_or_cancel(token: &tokio_util::sync::CancellationToken, d: Dur
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repeated_messages_quieten_and_a_success_resets() {
-        let mut r = Repeats::default();
-        for _ in 0..Repeats::LOUD {
-            r.warn("down");
-            assert!(r.is_loud());
-        }
-        r.warn("down");
-        assert!(!r.is_loud());
-        r.warn("other");
-        assert!(r.is_loud());
-        r.warn("other");
-        r.warn("other");
-        r.warn("other");
-        r.clear();
-        r.warn("other");
-        assert!(r.is_loud());
-    }
 
     #[test]
     fn doubles_up_to_the_cap_with_at_most_ten_percent_jitter() {

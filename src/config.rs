@@ -228,6 +228,13 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// Warnings found along with the errors, to be shown with them.
+    pub fn warnings(&self) -> &[String] {
+        &[]
+    }
+}
+
 /// Renders every problem on its own line, compiler style.
 struct Invalid<'a> {
     origin: &'a str,

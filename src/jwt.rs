@@ -1,58 +1,113 @@
-//! JWT output: the JWT-SVID token files and the JWT bundle JSON file.
+//! JWT output, pure: the JWT bundle JSON file and the JWT-SVID token files,
+//! and when to fetch a token again. No I/O, no clock.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures_util::StreamExt as _;
 use spiffe::{JwtBundleSet, JwtSvid};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info};
 
-use crate::backoff::{sleep_or_cancel, Backoff, Repeats};
-use crate::clock::unix_now;
 use crate::config::{JwtSvidOutput, OutputFile};
-use crate::disk::{self, WriteError};
-use crate::secret::Secret;
-use crate::status::{self, StatusTx, WriteStatus};
-use crate::workload::{Agent, Client, StreamEnd, WorkloadError};
+use crate::disk::{Batch, FileWrite};
+
+/// Facts about a JWT bundle set, for logs, status and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JwtBundleInfo {
+    /// Each trust domain with its key IDs, sorted.
+    pub trust_domains: Vec<(String, Vec<String>)>,
+}
 
 /// The JWT bundle file: a JSON object mapping each trust-domain name to the
 /// standard base64 of that domain's JWKS document, keys sorted.
-pub fn render_bundles(set: &JwtBundleSet) -> Vec<u8> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
+pub fn render_bundles(set: &JwtBundleSet, out: &OutputFile) -> (Batch, JwtBundleInfo) {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut info = JwtBundleInfo::default();
     for (td, bundle) in set.iter() {
         let mut keys: Vec<_> = bundle.jwt_authorities().collect();
         // Authorities come from a hash map: sort so the file is stable.
         keys.sort_by(|a, b| a.key_id().cmp(b.key_id()));
-        let mut jwks = Vec::from(&b"{\"keys\":["[..]);
+        let mut jwks = String::from("{\"keys\":[");
         for (i, key) in keys.iter().enumerate() {
             if i > 0 {
-                jwks.push(b',');
+                jwks.push(',');
             }
-            jwks.extend_from_slice(key.jwk_json());
+            jwks.push_str(&jwk_members(key.jwk_json()));
         }
-        jwks.extend_from_slice(b"]}");
-        out.insert(
+        jwks.push_str("]}");
+        map.insert(
             td.to_string(),
             base64::engine::general_purpose::STANDARD.encode(jwks),
         );
+        info.trust_domains.push((
+            td.to_string(),
+            keys.iter().map(|k| k.key_id().to_owned()).collect(),
+        ));
     }
-    serde_json::to_vec(&out).unwrap_or_else(|_| b"{}".to_vec())
+    let mut text = String::from("{");
+    for (i, (td, b64)) in map.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&json_string(td));
+        text.push(':');
+        text.push_str(&json_string(b64));
+    }
+    text.push('}');
+    let batch = Batch {
+        writes: vec![FileWrite::new(
+            out.path.clone(),
+            text.into_bytes(),
+            out.mode,
+        )],
+        removals: Vec::new(),
+    };
+    (batch, info)
+}
+
+/// The members of a JWK as the Go helper writes them (go-jose's order, the
+/// public members only; `use` is dropped as upstream drops it). A key that
+/// is not a JSON object is kept as sent.
+fn jwk_members(jwk: &[u8]) -> String {
+    const ORDER: [&str; 12] = [
+        "kty", "kid", "crv", "alg", "k", "x", "y", "n", "e", "x5c", "x5u", "x5t",
+    ];
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(jwk)
+    else {
+        return String::from_utf8_lossy(jwk).into_owned();
+    };
+    let mut out = String::from("{");
+    let mut first = true;
+    for name in ORDER.iter().copied().chain(["x5t#S256"]) {
+        let Some(v) = obj.get(name) else { continue };
+        if v.is_null() || v.as_str() == Some("") {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&json_string(name));
+        out.push(':');
+        out.push_str(&v.to_string());
+    }
+    out.push('}');
+    out
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
 }
 
 /// The token file: the compact JWT, no newline.
-pub fn render_token(svid: &JwtSvid) -> Secret {
-    Secret::new(svid.token().as_bytes().to_vec())
-}
-
-pub fn write_bundles(bytes: &[u8], out: &OutputFile) -> Result<(), WriteError> {
-    disk::write_atomic(&out.path, bytes, out.mode)
-}
-
-pub fn write_token(token: &Secret, out: &JwtSvidOutput) -> Result<(), WriteError> {
-    disk::write_atomic(&out.file.path, token.expose(), out.file.mode)
+pub fn render_token(svid: &JwtSvid, out: &JwtSvidOutput) -> Batch {
+    Batch {
+        writes: vec![FileWrite::new(
+            out.file.path.clone(),
+            svid.token().as_bytes().to_vec(),
+            out.file.mode,
+        )],
+        removals: Vec::new(),
+    }
 }
 
 /// When to fetch a token again: half its remaining lifetime plus one
@@ -60,161 +115,6 @@ pub fn write_token(token: &Secret, out: &JwtSvidOutput) -> Result<(), WriteError
 pub fn next_refresh(expiry: i64, now: i64) -> Duration {
     let remaining = u64::try_from(expiry.saturating_sub(now)).unwrap_or(0);
     Duration::from_millis(remaining * 500) + Duration::from_secs(1)
-}
-
-/// Streams JWT bundle sets until cancelled, writing each one.
-pub async fn watch_bundles(
-    agent: Agent,
-    out: Arc<OutputFile>,
-    status: StatusTx,
-    token: CancellationToken,
-) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut repeats = Repeats::default();
-    loop {
-        let failure = tokio::select! {
-            biased;
-            () = token.cancelled() => return,
-            f = bundle_stream_once(&agent, &out, &status, &mut backoff, &mut repeats) => f,
-        };
-        failure.report("JWT bundle", &mut repeats);
-        let delay = backoff.next_delay();
-        debug!("reconnecting in {} ms", delay.as_millis());
-        if sleep_or_cancel(&token, delay).await {
-            return;
-        }
-    }
-}
-
-async fn bundle_stream_once(
-    agent: &Agent,
-    out: &Arc<OutputFile>,
-    status: &StatusTx,
-    backoff: &mut Backoff,
-    repeats: &mut Repeats,
-) -> StreamEnd {
-    let client = match agent.connect().await {
-        Ok(c) => c,
-        Err(e) => return e.into(),
-    };
-    let mut stream = match client.stream_jwt_bundles().await {
-        Ok(s) => s,
-        Err(e) => return e.into(),
-    };
-    loop {
-        match stream.next().await {
-            Some(Ok(set)) => {
-                backoff.reset();
-                repeats.clear();
-                let bytes = render_bundles(&set);
-                let target = Arc::clone(out);
-                let result =
-                    tokio::task::spawn_blocking(move || write_bundles(&bytes, &target)).await;
-                match result {
-                    Ok(Ok(())) => {
-                        info!(trust_domains = set.len(), path = %out.path.display(), "JWT bundle written");
-                        status::set_jwt(status, &out.path, WriteStatus::Written);
-                    }
-                    Ok(Err(e)) => {
-                        error!("{e}; the previous file is unchanged");
-                        status::set_jwt(status, &out.path, WriteStatus::Failed);
-                    }
-                    Err(e) => {
-                        error!("JWT bundle write task failed: {e}");
-                        status::set_jwt(status, &out.path, WriteStatus::Failed);
-                    }
-                }
-            }
-            Some(Err(e)) => return e.into(),
-            None => return StreamEnd::Closed,
-        }
-    }
-}
-
-/// Why one refresh of a JWT-SVID failed.
-#[derive(Debug, thiserror::Error)]
-enum RefreshError {
-    #[error(transparent)]
-    Workload(#[from] WorkloadError),
-    #[error("the agent rejected the fetched token: {0}")]
-    Invalid(WorkloadError),
-    #[error(transparent)]
-    Write(#[from] WriteError),
-}
-
-/// Keeps one JWT-SVID file fresh until cancelled: fetch, validate, write,
-/// sleep until half the remaining lifetime has passed; on error retry after
-/// 1 s, doubling up to 60 s.
-pub async fn refresh(
-    agent: Agent,
-    entry: JwtSvidOutput,
-    hint: Option<String>,
-    status: StatusTx,
-    token: CancellationToken,
-) {
-    let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    let mut repeats = Repeats::default();
-    let mut client: Option<Client> = None;
-    let audiences = entry.audiences();
-    loop {
-        let attempt = tokio::select! {
-            biased;
-            () = token.cancelled() => return,
-            r = refresh_once(&agent, &mut client, &entry, &audiences, hint.as_deref()) => r,
-        };
-        let wait = match attempt {
-            Ok(svid) => {
-                retry.reset();
-                repeats.clear();
-                status::set_jwt(&status, &entry.file.path, WriteStatus::Written);
-                let wait = next_refresh(svid.expiry().unix_timestamp(), unix_now());
-                info!(
-                    spiffe_id = %svid.spiffe_id(),
-                    audience = ?audiences,
-                    path = %entry.file.path.display(),
-                    refresh_in_s = wait.as_secs(),
-                    "JWT SVID written"
-                );
-                wait
-            }
-            Err(e) => {
-                if matches!(e, RefreshError::Write(_)) {
-                    status::set_jwt(&status, &entry.file.path, WriteStatus::Failed);
-                }
-                if matches!(e, RefreshError::Workload(WorkloadError::Unavailable { .. })) {
-                    client = None;
-                }
-                repeats.warn(&format!("JWT SVID for {}: {e}", entry.audience));
-                retry.next_delay()
-            }
-        };
-        if sleep_or_cancel(&token, wait).await {
-            return;
-        }
-    }
-}
-
-async fn refresh_once(
-    agent: &Agent,
-    client: &mut Option<Client>,
-    entry: &JwtSvidOutput,
-    audiences: &[String],
-    hint: Option<&str>,
-) -> Result<JwtSvid, RefreshError> {
-    let c = match client {
-        Some(c) => c.clone(),
-        None => client.insert(agent.connect().await?).clone(),
-    };
-    let svid = c.fetch_jwt_svid(audiences, hint).await?;
-    c.validate_jwt(&entry.audience, svid.token())
-        .await
-        .map_err(RefreshError::Invalid)?;
-    let token = render_token(&svid);
-    let entry = entry.clone();
-    tokio::task::spawn_blocking(move || write_token(&token, &entry))
-        .await
-        .map_err(|e| WriteError::other(&e.to_string()))??;
-    Ok(svid)
 }
 
 #[cfg(test)]
@@ -240,7 +140,17 @@ mod tests {
             let td = TrustDomain::new(td).unwrap();
             set.add_bundle(JwtBundle::from_jwt_authorities(td, &issuer.jwks_json()).unwrap());
         }
-        let text = String::from_utf8(render_bundles(&set)).unwrap();
+        let out = OutputFile {
+            path: "b.json".into(),
+            mode: 0o600,
+        };
+        let (batch, info) = render_bundles(&set, &out);
+        assert_eq!(info.trust_domains.len(), 2);
+        assert_eq!(
+            info.trust_domains[0],
+            ("example.org".to_owned(), vec!["k1".to_owned()])
+        );
+        let text = String::from_utf8(batch.writes[0].bytes.expose().to_vec()).unwrap();
         assert!(text.starts_with("{\"example.org\":\""), "{text}");
         let parsed: BTreeMap<String, String> = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed.len(), 2);
@@ -249,8 +159,18 @@ mod tests {
                 .decode(&parsed[td])
                 .unwrap();
             let got: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-            let want: serde_json::Value = serde_json::from_slice(&issuer.jwks_json()).unwrap();
+            let mut want: serde_json::Value = serde_json::from_slice(&issuer.jwks_json()).unwrap();
+            // As upstream: `use` is not written.
+            for k in want["keys"].as_array_mut().unwrap() {
+                k.as_object_mut().unwrap().remove("use");
+            }
             assert_eq!(got["keys"], want["keys"], "{td}");
+            // go-jose's member order.
+            let text = String::from_utf8(raw).unwrap();
+            assert!(
+                text.starts_with("{\"keys\":[{\"kty\":\"EC\",\"kid\":"),
+                "{text}"
+            );
         }
     }
 
@@ -263,8 +183,17 @@ mod tests {
             std::time::Duration::from_secs(600),
         );
         let svid: JwtSvid = token.parse().unwrap();
-        let out = render_token(&svid);
-        assert_eq!(out.expose(), token.as_bytes());
-        assert!(!out.expose().ends_with(b"\n"));
+        let entry = JwtSvidOutput {
+            audience: "aud".into(),
+            extra_audiences: Vec::new(),
+            file: OutputFile {
+                path: "t".into(),
+                mode: 0o600,
+            },
+        };
+        let out = render_token(&svid, &entry);
+        let bytes = out.writes[0].bytes.expose();
+        assert_eq!(bytes, token.as_bytes());
+        assert!(!bytes.ends_with(b"\n"));
     }
 }

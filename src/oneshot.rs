@@ -1,29 +1,43 @@
-//! One-shot mode (`daemon_mode = false`): fetch everything once, write it,
-//! and report success or the reason for failure.
+//! One-shot mode (`daemon_mode = false`): fetch everything once, write it as
+//! one batch, and report success or the reason for failure.
+//!
+//! The agent may not be there yet (an init container that starts before
+//! it) or may not have minted this workload's entry yet: both are retried
+//! with capped exponential backoff and jitter for up to `oneshot_max_wait`
+//! in all (by default longer than the Go helper's ~81 minutes). Every call
+//! has a deadline, so an agent that accepts and never answers cannot hang
+//! an init container. A failure writes nothing.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::clock::unix_now;
-
+use spiffe::JwtSvid;
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
+use crate::clock::unix_now;
 use crate::config::Config;
-use crate::disk::{self, FileWrite, WriteError};
-use crate::workload::{Agent, Client, WorkloadError};
+use crate::disk::{self, Batch, WriteError};
+use crate::watch::human;
+use crate::workload::{Agent, WorkloadError, CALL_DEADLINE};
 use crate::x509::RenderError;
 use crate::{jwt, x509};
 
-/// How long transient Workload API failures are retried, in all.
-pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// The retry delays: from 200 ms, doubling, at most 30 s (plus jitter).
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OneShotError {
-    #[error(transparent)]
-    Workload(#[from] WorkloadError),
-    #[error("giving up after {:.1}s of retries: {last}", waited.as_secs_f64())]
+    #[error("{what}: {source}")]
+    Workload {
+        what: String,
+        #[source]
+        source: WorkloadError,
+    },
+    #[error("{what}: gave up after waiting {} (oneshot_max_wait): {last}", human(*waited))]
     GaveUp {
+        what: String,
         waited: Duration,
         #[source]
         last: WorkloadError,
@@ -32,200 +46,175 @@ pub enum OneShotError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Prepare(#[from] crate::app::AppError),
 }
 
-/// Fetches and writes the X.509 SVID, then the JWT bundle, then each JWT
-/// SVID, retrying transient failures within [`RETRY_BUDGET`].
+/// Fetches the X.509 SVID, the JWT bundle and each JWT SVID, then writes
+/// them all in one batch.
 pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
-    run_with_budget(cfg, RETRY_BUDGET).await
-}
-
-pub async fn run_with_budget(cfg: &Config, budget: Duration) -> Result<(), OneShotError> {
-    let mut session = Session {
-        agent: Agent::new(cfg.agent_socket.clone()),
-        client: None,
-        started: Instant::now(),
-        budget,
-        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
-    };
+    crate::app::prepare_outputs(cfg)?;
+    let agent = Agent::new(cfg.agent_socket.clone());
+    let mut wait = Patience::new(cfg.oneshot_max_wait);
     let hint = cfg.hint.as_deref();
 
-    // Fetch everything first, then write it all as one batch: a failure
-    // anywhere leaves the disk as it was. The first attempt sends every
-    // call at once over one connection (the JWT SVIDs in file order); a
-    // call that fails transiently is retried on its own.
-    let client = session
-        .call(|c| async move { Ok::<_, WorkloadError>(c) })
-        .await?;
+    // The first attempt sends every call at once over the one connection;
+    // a call that fails transiently is then retried on its own.
+    let deadline = wait.deadline();
     let (first_x509, first_bundles, first_tokens) = tokio::join!(
         async {
             match cfg.x509 {
-                Some(_) => Some(client.fetch_x509().await),
+                Some(_) => Some(agent.fetch_x509(deadline).await),
                 None => None,
             }
         },
         async {
             match cfg.jwt_bundle {
-                Some(_) => Some(client.fetch_jwt_bundles().await),
+                Some(_) => Some(agent.fetch_jwt_bundles(deadline).await),
                 None => None,
             }
         },
-        async {
-            let mut out = Vec::with_capacity(cfg.jwt_svids.len());
-            for entry in &cfg.jwt_svids {
-                out.push(client.fetch_jwt_svid(&entry.audiences(), hint).await);
-            }
-            out
-        },
+        futures_util::future::join_all(cfg.jwt_svids.iter().map(|e| agent.fetch_jwt_svid_owned(
+            e.audiences(),
+            hint,
+            deadline
+        ))),
     );
 
-    let x509 = match (&cfg.x509, first_x509) {
-        (Some(out), Some(first)) => {
-            let ctx = session
-                .retry(first, |c| async move { c.fetch_x509().await })
-                .await?;
-            Some((x509::render(&ctx, out, hint, unix_now())?, out))
+    let mut batch = Batch::default();
+    let mut logs: Vec<String> = Vec::new();
+    if let (Some(out), Some(first)) = (&cfg.x509, first_x509) {
+        let ctx = wait
+            .retry("X.509 SVID", first, |d| agent.fetch_x509(d))
+            .await?;
+        for svid in ctx.svids() {
+            info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
         }
-        _ => None,
-    };
-    let bundles = match (&cfg.jwt_bundle, first_bundles) {
-        (Some(out), Some(first)) => {
-            let set = session
-                .retry(first, |c| async move { c.fetch_jwt_bundles().await })
-                .await?;
-            Some((jwt::render_bundles(&set), set.len(), out))
+        let mut r = x509::render(&ctx, out, hint, unix_now())?;
+        if let Some(dir) = &out.trust_bundles {
+            r.batch.removals = x509::stale_trust_bundles(&dir.dir, &r.batch);
         }
-        _ => None,
-    };
-    let mut tokens = Vec::with_capacity(cfg.jwt_svids.len());
+        logs.push(format!(
+            "X.509 SVID written: spiffe_id={} serial={}",
+            r.info.spiffe_id, r.info.serial
+        ));
+        batch.extend(r.batch);
+    }
+    if let (Some(out), Some(first)) = (&cfg.jwt_bundle, first_bundles) {
+        let set = wait
+            .retry("JWT bundle", first, |d| agent.fetch_jwt_bundles(d))
+            .await?;
+        let (b, info) = jwt::render_bundles(&set, out);
+        logs.push(format!(
+            "JWT bundle written: trust_domains={} path={}",
+            info.trust_domains.len(),
+            out.path.display()
+        ));
+        batch.extend(b);
+    }
     for (entry, first) in cfg.jwt_svids.iter().zip(first_tokens) {
         let audiences = entry.audiences();
-        let svid = session
-            .retry(first, |c| {
-                let audiences = audiences.clone();
-                async move { c.fetch_jwt_svid(&audiences, hint).await }
-            })
+        let what = format!("JWT SVID for {}", entry.audience);
+        let svid: JwtSvid = wait
+            .retry(&what, first, |d| agent.fetch_jwt_svid(&audiences, hint, d))
             .await?;
-        tokens.push((
-            jwt::render_token(&svid),
-            svid.spiffe_id().to_string(),
+        logs.push(format!(
+            "JWT SVID written: spiffe_id={} audience={:?} path={}",
+            svid.spiffe_id(),
             audiences,
-            entry,
+            entry.file.path.display()
         ));
+        batch.extend(jwt::render_token(&svid, entry));
     }
 
-    let mut writes: Vec<FileWrite<'_>> = Vec::new();
-    if let Some((files, out)) = &x509 {
-        writes.extend(x509::file_writes(files, out));
-    }
-    if let Some((bytes, _, out)) = &bundles {
-        writes.push(FileWrite {
-            path: &out.path,
-            bytes,
-            mode: out.mode,
-        });
-    }
-    for (token, _, _, entry) in &tokens {
-        writes.push(FileWrite {
-            path: &entry.file.path,
-            bytes: token.expose(),
-            mode: entry.file.mode,
-        });
-    }
-    disk::write_files(&writes)?;
-
-    if let Some((files, _)) = &x509 {
-        info!(
-            spiffe_id = %files.spiffe_id,
-            serial = %files.serial,
-            "X.509 SVID written"
-        );
-    }
-    if let Some((_, trust_domains, out)) = &bundles {
-        info!(trust_domains, path = %out.path.display(), "JWT bundle written");
-    }
-    for (_, spiffe_id, audiences, entry) in &tokens {
-        info!(
-            spiffe_id = %spiffe_id,
-            audience = ?audiences,
-            path = %entry.file.path.display(),
-            "JWT SVID written"
-        );
+    tokio::task::spawn_blocking(move || disk::commit(&batch, false))
+        .await
+        .unwrap_or_else(|e| Err(WriteError::other(&format!("the write task failed: {e}"))))?;
+    for line in logs {
+        info!("{line}");
     }
     Ok(())
 }
 
-struct Session {
-    agent: Agent,
-    client: Option<Client>,
+/// The one-shot wait: one budget for every call, one backoff.
+struct Patience {
     started: Instant,
-    budget: Duration,
+    max: Duration,
     backoff: Backoff,
 }
 
-impl Session {
-    /// The result of a first attempt, or `call` retried as [`Self::call`]
-    /// does when that attempt failed transiently.
+impl Patience {
+    fn new(max: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            max,
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+        }
+    }
+
+    /// The deadline for the next call: the usual one, or what is left of
+    /// the wait when that is longer.
+    fn deadline(&self) -> Duration {
+        let left = self.max.saturating_sub(self.started.elapsed());
+        CALL_DEADLINE.min(left.max(Duration::from_secs(5)))
+    }
+
+    /// The first attempt's result, or `call` retried while the failure is
+    /// transient and the wait lasts.
     async fn retry<T, F, Fut>(
         &mut self,
+        what: &str,
         first: Result<T, WorkloadError>,
         call: F,
     ) -> Result<T, OneShotError>
     where
-        F: Fn(Client) -> Fut,
+        F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, WorkloadError>>,
     {
-        match first {
-            Ok(v) => Ok(v),
-            Err(e) if e.is_transient() => {
-                if matches!(e, WorkloadError::Unavailable { .. }) {
-                    self.client = None;
-                }
-                warn!("{e}; retrying");
-                self.call(call).await
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Runs `call` with a connected client, retrying transient failures
-    /// (agent not up yet, identity not issued yet) until the budget is spent.
-    async fn call<T, F, Fut>(&mut self, call: F) -> Result<T, OneShotError>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: Future<Output = Result<T, WorkloadError>>,
-    {
+        let mut result = first;
         loop {
-            let connected = match &self.client {
-                Some(c) => Ok(c.clone()),
-                None => self.agent.connect().await,
-            };
-            let err = match connected {
-                Ok(client) => {
-                    self.client = Some(client.clone());
-                    match call(client).await {
-                        Ok(v) => {
-                            self.backoff.reset();
-                            return Ok(v);
-                        }
-                        Err(e) => e,
-                    }
+            let err = match result {
+                Ok(v) => {
+                    self.backoff.reset();
+                    return Ok(v);
                 }
                 Err(e) => e,
             };
             if !err.is_transient() {
-                return Err(err.into());
-            }
-            if matches!(err, WorkloadError::Unavailable { .. }) {
-                self.client = None;
+                return Err(OneShotError::Workload {
+                    what: what.to_owned(),
+                    source: err,
+                });
             }
             let waited = self.started.elapsed();
             let delay = self.backoff.next_delay();
-            if waited + delay > self.budget {
-                return Err(OneShotError::GaveUp { waited, last: err });
+            if waited + delay > self.max {
+                return Err(OneShotError::GaveUp {
+                    what: what.to_owned(),
+                    waited,
+                    last: err,
+                });
             }
-            warn!("{err}; retrying in {} ms", delay.as_millis());
+            warn!(
+                "waiting for the {what}: {err}; waited {} so far, retrying in {:.1}s (oneshot_max_wait {})",
+                human(waited),
+                delay.as_secs_f64(),
+                human(self.max)
+            );
             tokio::time::sleep(delay).await;
+            result = call(self.deadline()).await;
         }
+    }
+}
+
+impl Agent {
+    /// [`Agent::fetch_jwt_svid`] with owned audiences, for joining many.
+    async fn fetch_jwt_svid_owned(
+        &self,
+        audiences: Vec<String>,
+        hint: Option<&str>,
+        deadline: Duration,
+    ) -> Result<JwtSvid, WorkloadError> {
+        self.fetch_jwt_svid(&audiences, hint, deadline).await
     }
 }

@@ -25,6 +25,8 @@ pub struct Status {
     pub x509: Option<WriteStatus>,
     /// NotAfter (seconds since the epoch) of the last X.509 SVID written.
     pub x509_not_after: Option<i64>,
+    /// What the last X.509 batch written holds.
+    pub x509_info: Option<crate::x509::X509Info>,
     /// Keyed by `cert_dir` joined with the file name: the JWT bundle file
     /// and every JWT SVID file.
     pub jwt: BTreeMap<String, WriteStatus>,
@@ -33,9 +35,37 @@ pub struct Status {
 pub type StatusTx = watch::Sender<Status>;
 pub type StatusRx = watch::Receiver<Status>;
 
-/// The key under which a file's status is reported.
+/// The key under which a file's status is reported: the path cleaned as
+/// Go's `path.Join` cleans it (`./certs/./jwt.token` is `certs/jwt.token`),
+/// as upstream reports it.
 pub fn key(path: &std::path::Path) -> String {
-    path.display().to_string()
+    go_clean(&path.to_string_lossy())
+}
+
+/// Go's `path.Clean`: one slash between elements, no `.` elements, `..`
+/// resolved lexically, no trailing slash; empty is `.`.
+pub fn go_clean(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
 }
 
 impl Status {
@@ -51,6 +81,7 @@ impl Status {
         Self {
             x509: cfg.x509.as_ref().map(|_| WriteStatus::Unwritten),
             x509_not_after: None,
+            x509_info: None,
             jwt,
         }
     }
@@ -117,6 +148,7 @@ mod tests {
         Status {
             x509: Some(WriteStatus::Unwritten),
             x509_not_after: None,
+            x509_info: None,
             jwt,
         }
     }
@@ -148,6 +180,22 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_cleaned_as_go_cleans_paths() {
+        for (raw, want) in [
+            ("certs/./jwt.token", "certs/jwt.token"),
+            ("./certs/jwt.token", "certs/jwt.token"),
+            ("certs//jwt.token", "certs/jwt.token"),
+            ("a/../jwt.token", "jwt.token"),
+            ("../x", "../x"),
+            ("/a/../../x", "/x"),
+            ("jwt.token", "jwt.token"),
+            ("", "."),
+        ] {
+            assert_eq!(go_clean(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
     fn body_matches_the_go_helper() {
         let mut s = status();
         s.x509 = Some(WriteStatus::Written);
@@ -159,6 +207,7 @@ mod tests {
         let none = Status {
             x509: None,
             x509_not_after: None,
+            x509_info: None,
             jwt: BTreeMap::new(),
         };
         assert_eq!(

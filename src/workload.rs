@@ -1,139 +1,221 @@
 //! The Workload API: the only module that talks to the `spiffe` crate's client.
 //!
+//! One gRPC channel to the agent is shared by every task (HTTP/2 multiplexes
+//! the X.509 stream, the JWT bundle stream and every JWT-SVID fetch over one
+//! connection). The channel connects lazily and, when the connection
+//! breaks, reconnects once for all at the next call.
+//!
 //! Errors are classified once, here, into [`WorkloadError`], so retry
-//! policies ask the error what it is instead of matching on strings.
+//! policies ask the error what it is instead of matching on strings, and
+//! every message says in plain words what the agent said.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use spiffe::transport::{Endpoint, GrpcStatusCode, TransportError};
+use hyper_util::rt::TokioIo;
+use spiffe::transport::{GrpcStatusCode, TransportError};
 use spiffe::{JwtBundleSet, JwtSvid, WorkloadApiClient, WorkloadApiError, X509Context};
 
-use crate::backoff::Repeats;
+/// How long a single unary call (or the first message of a fetch) may take
+/// before it counts as failed: an agent that accepts the connection and
+/// never answers cannot hang the helper.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What kind of failure, for retry policy and log de-duplication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The socket does not exist.
+    SocketMissing,
+    /// The agent cannot be reached or answered Unavailable.
+    Unavailable,
+    /// No answer within the deadline.
+    Timeout,
+    /// The agent has no identity for this workload (PermissionDenied).
+    NoIdentity,
+    /// No JWT-SVID carries the configured hint.
+    HintNotFound,
+    /// A message over the gRPC size limit.
+    TooLarge,
+    /// The agent's answer could not be used (no SVID, bad certificate...).
+    Malformed,
+    /// The stream ended without an error.
+    Closed,
+    Other,
+}
 
 /// A failed Workload API call.
 #[derive(Debug, thiserror::Error)]
-pub enum WorkloadError {
-    /// The agent is not there (no socket, connection refused, or the
-    /// server answered Unavailable). Usually transient.
-    #[error("Workload API at {} is unavailable: {source}", socket.display())]
-    Unavailable {
-        socket: PathBuf,
-        #[source]
-        source: WorkloadApiError,
-    },
-    /// The agent has no identity for this workload yet (PermissionDenied).
-    /// Usually transient: the registration entry may not be minted yet.
-    #[error("Workload API at {} denied the request: {source}", socket.display())]
-    Denied {
-        socket: PathBuf,
-        #[source]
-        source: WorkloadApiError,
-    },
-    /// No JWT-SVID carries the configured hint.
-    #[error("no JWT-SVID with hint {hint:?} was returned by the Workload API")]
-    HintNotFound { hint: String },
-    /// A message over the gRPC size limit (tonic's default, 4 MiB, the same
-    /// as the Go helper's): the agent sends the same update again after a
-    /// reconnect, so this does not pass by itself.
-    #[error("Workload API at {} sent an update over the 4 MiB gRPC message limit ({source}); a large federation is the usual cause", socket.display())]
-    TooLarge {
-        socket: PathBuf,
-        #[source]
-        source: WorkloadApiError,
-    },
-    /// Anything else: a malformed response, an invalid argument, …
-    #[error("Workload API call to {} failed: {source}", socket.display())]
-    Other {
-        socket: PathBuf,
-        #[source]
-        source: WorkloadApiError,
-    },
+#[error("{message}")]
+pub struct WorkloadError {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<WorkloadApiError>,
 }
 
 impl WorkloadError {
-    fn classify(socket: &Path, source: WorkloadApiError) -> Self {
-        let socket = socket.to_path_buf();
-        match &source {
-            WorkloadApiError::NoIdentityIssued | WorkloadApiError::PermissionDenied(_) => {
-                Self::Denied { socket, source }
-            }
-            WorkloadApiError::HintNotFound(hint) => Self::HintNotFound { hint: hint.clone() },
-            WorkloadApiError::Transport(TransportError::Connect(_)) => {
-                Self::Unavailable { socket, source }
-            }
-            WorkloadApiError::Transport(TransportError::Status(s))
-                if s.code() == GrpcStatusCode::Unavailable =>
-            {
-                Self::Unavailable { socket, source }
-            }
-            // tonic's decoder: "decoded message length too large: found N
-            // bytes, the limit is: M bytes".
-            WorkloadApiError::Transport(TransportError::Status(s))
-                if s.code() == GrpcStatusCode::OutOfRange
-                    && s.message().contains("message length too large") =>
-            {
-                Self::TooLarge { socket, source }
-            }
-            _ => Self::Other { socket, source },
-        }
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// Whether waiting and trying again may help: the agent is not up yet,
-    /// or it has not issued this workload's identity yet.
+    /// not answering yet, or has not issued this workload's identity yet.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Denied { .. })
+        matches!(
+            self.kind,
+            ErrorKind::SocketMissing
+                | ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::NoIdentity
+                | ErrorKind::Closed
+        )
     }
 
-    /// Whether a reconnect will fail the same way: the agent sends the same
-    /// oversized update again.
+    /// Whether a reconnect will fail the same way (the agent sends the
+    /// same oversized update again): someone has to act.
     pub fn is_persistent(&self) -> bool {
-        matches!(self, Self::TooLarge { .. })
+        self.kind == ErrorKind::TooLarge
     }
-}
 
-/// Why a Workload API stream (X.509 contexts, JWT bundles) ended.
-#[derive(Debug)]
-pub enum StreamEnd {
-    Failed(WorkloadError),
-    /// The agent closed the stream.
-    Closed,
-}
+    /// The stream ended without an error.
+    pub fn closed(socket: &Path) -> Self {
+        Self {
+            kind: ErrorKind::Closed,
+            message: format!("the agent at {} closed the stream", socket.display()),
+            source: None,
+        }
+    }
 
-impl StreamEnd {
-    /// Logs why `stream` ended before a reconnect. Transient causes go
-    /// through `repeats`, so an absent agent is not logged every time; a
-    /// persistent one is an error every time, since it needs someone to act.
-    pub fn report(&self, stream: &str, repeats: &mut Repeats) {
-        match self {
-            Self::Failed(e) if e.is_persistent() => {
-                tracing::error!("{stream} stream: {e}; the files on disk are kept, reconnecting")
+    fn timeout(socket: &Path, after: Duration) -> Self {
+        Self {
+            kind: ErrorKind::Timeout,
+            message: format!(
+                "the agent at {} did not answer within {}s (is it overloaded or stuck?)",
+                socket.display(),
+                after.as_secs()
+            ),
+            source: None,
+        }
+    }
+
+    fn classify(socket: &Path, source: WorkloadApiError) -> Self {
+        let s = socket.display();
+        let (kind, message) = match &source {
+            WorkloadApiError::NoIdentityIssued | WorkloadApiError::PermissionDenied(_) => (
+                ErrorKind::NoIdentity,
+                format!(
+                    "the agent at {s} has no identity for this workload yet: no registration entry matches it ({source})"
+                ),
+            ),
+            WorkloadApiError::HintNotFound(hint) => (
+                ErrorKind::HintNotFound,
+                format!("no JWT-SVID with hint {hint:?} was returned by the Workload API"),
+            ),
+            WorkloadApiError::Transport(TransportError::Connect(_)) => unreachable_socket(socket),
+            WorkloadApiError::Transport(TransportError::Status(st))
+                if st.code() == GrpcStatusCode::Unavailable =>
+            {
+                let (kind, message) = unreachable_socket(socket);
+                if kind == ErrorKind::SocketMissing {
+                    (kind, message)
+                } else {
+                    (kind, format!("{message} ({})", st.message()))
+                }
             }
-            Self::Failed(e) => repeats.warn(&format!("{stream} stream: {e}; reconnecting")),
-            Self::Closed => {
-                repeats.warn(&format!(
-                    "{stream} stream: the agent closed the stream; reconnecting"
-                ));
+            WorkloadApiError::Transport(TransportError::Status(st))
+                if st.code() == GrpcStatusCode::DeadlineExceeded =>
+            {
+                (
+                    ErrorKind::Timeout,
+                    format!("the agent at {s} did not answer in time ({source})"),
+                )
             }
+            // tonic's decoder: "decoded message length too large: found N
+            // bytes, the limit is: M bytes".
+            WorkloadApiError::Transport(TransportError::Status(st))
+                if st.code() == GrpcStatusCode::OutOfRange
+                    && st.message().contains("message length too large") =>
+            {
+                (
+                    ErrorKind::TooLarge,
+                    format!("the agent at {s} sent an update over the 4 MiB gRPC message limit ({source}); a large federation is the usual cause"),
+                )
+            }
+            WorkloadApiError::EmptyResponse
+            | WorkloadApiError::MissingRequiredField { .. }
+            | WorkloadApiError::InvalidResponseField { .. }
+            | WorkloadApiError::X509Svid(_)
+            | WorkloadApiError::JwtSvid(_)
+            | WorkloadApiError::X509Bundle(_)
+            | WorkloadApiError::JwtBundle(_)
+            | WorkloadApiError::SpiffeId(_) => (
+                ErrorKind::Malformed,
+                format!("the agent at {s} sent an update that cannot be used: {source}"),
+            ),
+            _ => (
+                ErrorKind::Other,
+                format!("Workload API call to {s} failed: {source}"),
+            ),
+        };
+        Self {
+            kind,
+            message,
+            source: Some(source),
         }
     }
 }
 
-impl From<WorkloadError> for StreamEnd {
-    fn from(e: WorkloadError) -> Self {
-        Self::Failed(e)
+/// Why the socket cannot be reached, in words a person can act on.
+fn unreachable_socket(socket: &Path) -> (ErrorKind, String) {
+    use std::os::unix::fs::FileTypeExt as _;
+    let s = socket.display();
+    match std::fs::metadata(socket) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            ErrorKind::SocketMissing,
+            format!("agent socket {s} does not exist: is the SPIRE agent running, and is the socket mounted here?"),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (
+            ErrorKind::Unavailable,
+            format!("cannot reach agent socket {s}: permission denied (the helper's user cannot open it)"),
+        ),
+        Ok(m) if !m.file_type().is_socket() => (
+            ErrorKind::Unavailable,
+            format!("{s} is not a Unix socket: check agent_address"),
+        ),
+        _ => (
+            ErrorKind::Unavailable,
+            format!("the agent at {s} is not accepting connections (not running, or restarting)"),
+        ),
     }
 }
 
-/// A Workload API endpoint (a Unix socket).
+/// The Workload API endpoint and the one channel every task shares.
 #[derive(Debug, Clone)]
 pub struct Agent {
     socket: PathBuf,
+    client: WorkloadApiClient,
 }
 
 impl Agent {
+    /// A lazily connecting client for the socket at `socket`. Must be
+    /// called inside the runtime.
     pub fn new(socket: PathBuf) -> Self {
-        Self { socket }
+        let path = socket.clone();
+        let channel = tonic::transport::Endpoint::from_static("http://workload-api.invalid")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(&path).await?;
+                    Ok::<_, std::io::Error>(TokioIo::new(stream))
+                }
+            }));
+        let endpoint = spiffe::transport::Endpoint::Unix(socket.clone());
+        Self {
+            socket,
+            client: WorkloadApiClient::new_with_channel(endpoint, channel),
+        }
     }
 
     pub fn socket(&self) -> &Path {
@@ -144,33 +226,22 @@ impl Agent {
         WorkloadError::classify(&self.socket, e)
     }
 
-    /// Connects to the agent. Fails at once when the socket is missing.
-    pub async fn connect(&self) -> Result<Client, WorkloadError> {
-        let inner = WorkloadApiClient::connect(Endpoint::Unix(self.socket.clone()))
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(Client {
-            agent: self.clone(),
-            inner,
-        })
+    async fn bounded<T>(
+        &self,
+        deadline: Duration,
+        call: impl std::future::Future<Output = Result<T, WorkloadApiError>>,
+    ) -> Result<T, WorkloadError> {
+        match tokio::time::timeout(deadline, call).await {
+            Ok(r) => r.map_err(|e| self.err(e)),
+            Err(_) => Err(WorkloadError::timeout(&self.socket, deadline)),
+        }
     }
-}
 
-/// A connected Workload API client.
-#[derive(Debug, Clone)]
-pub struct Client {
-    agent: Agent,
-    inner: WorkloadApiClient,
-}
-
-impl Client {
     /// One X.509 context: every SVID issued to this workload with its
     /// bundle, and the federated bundles.
-    pub async fn fetch_x509(&self) -> Result<X509Context, WorkloadError> {
-        self.inner
-            .fetch_x509_context()
+    pub async fn fetch_x509(&self, deadline: Duration) -> Result<X509Context, WorkloadError> {
+        self.bounded(deadline, self.client.fetch_x509_context())
             .await
-            .map_err(|e| self.agent.err(e))
     }
 
     /// A stream of X.509 contexts; it ends after the first error.
@@ -180,12 +251,10 @@ impl Client {
         impl Stream<Item = Result<X509Context, WorkloadError>> + Send + Unpin + 'static,
         WorkloadError,
     > {
-        let agent = self.agent.clone();
+        let agent = self.clone();
         let stream = self
-            .inner
-            .stream_x509_contexts()
-            .await
-            .map_err(|e| self.agent.err(e))?;
+            .bounded(CALL_DEADLINE, self.client.stream_x509_contexts())
+            .await?;
         Ok(stream.map(move |r| r.map_err(|e| agent.err(e))))
     }
 
@@ -195,30 +264,41 @@ impl Client {
         &self,
         audiences: &[String],
         hint: Option<&str>,
+        deadline: Duration,
     ) -> Result<JwtSvid, WorkloadError> {
-        let result = match hint {
-            None => self.inner.fetch_jwt_svid(audiences, None).await,
-            Some(h) => self.inner.fetch_jwt_svid_by_hint(audiences, None, h).await,
-        };
-        result.map_err(|e| self.agent.err(e))
+        match hint {
+            None => {
+                self.bounded(deadline, self.client.fetch_jwt_svid(audiences, None))
+                    .await
+            }
+            Some(h) => {
+                self.bounded(
+                    deadline,
+                    self.client.fetch_jwt_svid_by_hint(audiences, None, h),
+                )
+                .await
+            }
+        }
     }
 
     /// Asks the agent to validate `token` for `audience` against its JWT
     /// bundles (signature, audience, expiry).
     pub async fn validate_jwt(&self, audience: &str, token: &str) -> Result<(), WorkloadError> {
-        self.inner
-            .validate_jwt_token(audience, token)
-            .await
-            .map(drop)
-            .map_err(|e| self.agent.err(e))
+        self.bounded(
+            CALL_DEADLINE,
+            self.client.validate_jwt_token(audience, token),
+        )
+        .await
+        .map(drop)
     }
 
     /// The current JWT bundles of every trust domain.
-    pub async fn fetch_jwt_bundles(&self) -> Result<JwtBundleSet, WorkloadError> {
-        self.inner
-            .fetch_jwt_bundles()
+    pub async fn fetch_jwt_bundles(
+        &self,
+        deadline: Duration,
+    ) -> Result<JwtBundleSet, WorkloadError> {
+        self.bounded(deadline, self.client.fetch_jwt_bundles())
             .await
-            .map_err(|e| self.agent.err(e))
     }
 
     /// A stream of JWT bundle sets; it ends after the first error.
@@ -228,12 +308,10 @@ impl Client {
         impl Stream<Item = Result<JwtBundleSet, WorkloadError>> + Send + Unpin + 'static,
         WorkloadError,
     > {
-        let agent = self.agent.clone();
+        let agent = self.clone();
         let stream = self
-            .inner
-            .stream_jwt_bundles()
-            .await
-            .map_err(|e| self.agent.err(e))?;
+            .bounded(CALL_DEADLINE, self.client.stream_jwt_bundles())
+            .await?;
         Ok(stream.map(move |r| r.map_err(|e| agent.err(e))))
     }
 }
@@ -243,17 +321,54 @@ mod tests {
     use super::*;
 
     fn classify(e: WorkloadApiError) -> WorkloadError {
-        WorkloadError::classify(Path::new("/s"), e)
+        WorkloadError::classify(Path::new("/nonexistent/agent.sock"), e)
     }
 
     #[test]
     fn permission_denied_and_unavailable_are_transient() {
-        assert!(classify(WorkloadApiError::NoIdentityIssued).is_transient());
+        let e = classify(WorkloadApiError::NoIdentityIssued);
+        assert_eq!(e.kind(), ErrorKind::NoIdentity);
+        assert!(e.is_transient());
+        assert!(
+            e.to_string().contains("no registration entry matches it"),
+            "{e}"
+        );
         assert!(classify(WorkloadApiError::PermissionDenied("x".into())).is_transient());
         let unavailable = TransportError::status(GrpcStatusCode::Unavailable, "down");
-        assert!(classify(WorkloadApiError::Transport(unavailable)).is_transient());
+        let e = classify(WorkloadApiError::Transport(unavailable));
+        assert!(e.is_transient());
+        assert_eq!(e.kind(), ErrorKind::SocketMissing);
+        assert!(
+            e.to_string().contains(
+                "agent socket /nonexistent/agent.sock does not exist: is the SPIRE agent running"
+            ),
+            "{e}"
+        );
         let refused = TransportError::connect(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(classify(WorkloadApiError::Transport(refused)).is_transient());
+    }
+
+    #[test]
+    fn an_existing_socket_nobody_listens_on_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.sock");
+        drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
+        let e = WorkloadError::classify(
+            &p,
+            WorkloadApiError::Transport(TransportError::status(
+                GrpcStatusCode::Unavailable,
+                "refused",
+            )),
+        );
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains("not accepting connections"), "{e}");
+        let f = dir.path().join("file");
+        std::fs::write(&f, b"").unwrap();
+        let e = WorkloadError::classify(
+            &f,
+            WorkloadApiError::Transport(TransportError::status(GrpcStatusCode::Unavailable, "x")),
+        );
+        assert!(e.to_string().contains("is not a Unix socket"), "{e}");
     }
 
     #[test]
@@ -263,7 +378,7 @@ mod tests {
             "Error, decoded message length too large: found 6146521 bytes, the limit is: 4194304 bytes",
         );
         let e = classify(WorkloadApiError::Transport(status));
-        assert!(matches!(e, WorkloadError::TooLarge { .. }), "{e:?}");
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
         assert!(!e.is_transient());
         let text = e.to_string();
         assert!(text.contains("4 MiB gRPC message limit"), "{text}");
@@ -272,16 +387,40 @@ mod tests {
 
         let other = TransportError::status(GrpcStatusCode::OutOfRange, "something else");
         let e = classify(WorkloadApiError::Transport(other));
-        assert!(matches!(e, WorkloadError::Other { .. }), "{e:?}");
+        assert_eq!(e.kind(), ErrorKind::Other);
         assert!(!e.is_persistent());
     }
 
     #[test]
-    fn invalid_argument_and_hint_not_found_are_final() {
+    fn invalid_argument_hint_not_found_and_malformed_are_final() {
         let invalid = TransportError::status(GrpcStatusCode::InvalidArgument, "bad");
         assert!(!classify(WorkloadApiError::Transport(invalid)).is_transient());
         let e = classify(WorkloadApiError::HintNotFound("h1".into()));
         assert!(!e.is_transient());
         assert!(e.to_string().contains("\"h1\""));
+        let e = classify(WorkloadApiError::EmptyResponse);
+        assert_eq!(e.kind(), ErrorKind::Malformed);
+        assert!(!e.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_silent_agent_times_out_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.sock");
+        // Accepts connections and never answers.
+        let listener = tokio::net::UnixListener::bind(&p).unwrap();
+        let _hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let agent = Agent::new(p);
+        let e = agent
+            .fetch_jwt_bundles(Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.is_transient());
     }
 }

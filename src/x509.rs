@@ -1,35 +1,38 @@
-//! X.509 output: turning a Workload API X.509 context into the three PEM
-//! files (SVID chain, private key, trust bundle) and writing them.
+//! X.509 output, pure: an X.509 context from the Workload API in, the files
+//! to write out (SPEC §4, §9), plus what the status needs to know. No I/O,
+//! no clock: the caller passes `now`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use spiffe::{X509Context, X509Svid};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info};
 
-use crate::backoff::{sleep_or_cancel, Backoff, Repeats};
-use crate::clock::unix_now;
 use crate::config::X509Output;
-use crate::disk::{self, FileWrite, WriteError};
-use crate::secret::Secret;
-use crate::status::{StatusTx, WriteStatus};
-use crate::workload::{Agent, StreamEnd};
+use crate::disk::{Batch, FileWrite};
 
-/// The rendered content of the three X.509 files.
+/// What an X.509 update rendered to.
 #[derive(Debug)]
-pub struct X509Files {
-    /// SPIFFE ID of the chosen SVID (for logs).
+pub struct X509Render {
+    /// In write order: per-trust-domain bundles, the bundle, the key, the
+    /// credential bundle, and the SVID certificate last.
+    pub batch: Batch,
+    pub info: X509Info,
+}
+
+/// Facts about the chosen SVID and the bundles, for logs, status and
+/// metrics. Never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X509Info {
     pub spiffe_id: String,
-    /// Serial number of the leaf, hex (for logs).
+    pub hint: Option<String>,
+    /// Serial number of the leaf, hex.
     pub serial: String,
-    /// NotAfter of the leaf, seconds since the epoch.
+    /// NotBefore and NotAfter of the leaf, seconds since the epoch.
+    pub not_before: i64,
     pub not_after: i64,
-    pub svid_pem: Vec<u8>,
-    pub key_pem: Secret,
-    pub bundle_pem: Vec<u8>,
+    /// Every trust domain the agent sent, with its number of root
+    /// certificates, sorted by name.
+    pub bundles: Vec<(String, usize)>,
 }
 
 /// Why an X.509 context could not be turned into files.
@@ -43,6 +46,8 @@ pub enum RenderError {
     MissingBundle(String),
     #[error("cannot parse a certificate from the Workload API: {0}")]
     BadCertificate(String),
+    #[error("the private key the Workload API sent for {0} does not match its certificate")]
+    KeyMismatch(String),
 }
 
 /// Chooses the SVID: the one whose hint equals `hint`, else the first.
@@ -60,14 +65,14 @@ pub fn select<'a>(
     }
 }
 
-/// Renders the files for `ctx` as SPEC §4 describes. `now` (seconds since
-/// the epoch) decides which certificates `omit_expired` drops.
+/// Renders the files for `ctx` as SPEC §4 and §9 describe. `now` (seconds
+/// since the epoch) decides which certificates `omit_expired` drops.
 pub fn render(
     ctx: &X509Context,
     out: &X509Output,
     hint: Option<&str>,
     now: i64,
-) -> Result<X509Files, RenderError> {
+) -> Result<X509Render, RenderError> {
     let svid = select(ctx, hint)?;
     let td = svid.spiffe_id().trust_domain();
     let bundles = ctx.bundle_set();
@@ -78,6 +83,10 @@ pub fn render(
     let chain: Vec<&[u8]> = svid.cert_chain().iter().map(|c| c.as_bytes()).collect();
     let (leaf_der, intermediates) = chain.split_first().ok_or(RenderError::NoSvid)?;
     let leaf = parse(leaf_der)?;
+    let key_der = svid.private_key().as_bytes();
+    if !key_matches(key_der, &leaf.public_key) {
+        return Err(RenderError::KeyMismatch(svid.spiffe_id().to_string()));
+    }
 
     let mut svid_certs: Vec<&[u8]> = vec![leaf_der];
     let mut bundle_certs: Vec<&[u8]> = own.authorities().iter().map(|c| c.as_bytes()).collect();
@@ -99,159 +108,251 @@ pub fn render(
         bundle_certs = retain_unexpired(bundle_certs, now)?;
     }
 
-    Ok(X509Files {
+    let mut batch = Batch::default();
+    if let Some(dir) = &out.trust_bundles {
+        for (name, bundle) in bundles.iter() {
+            let Some(path) = trust_bundle_path(&dir.dir, name.as_ref()) else {
+                continue;
+            };
+            let mut certs: Vec<&[u8]> = bundle.authorities().iter().map(|c| c.as_bytes()).collect();
+            if out.omit_expired {
+                certs = retain_unexpired(certs, now)?;
+            }
+            batch.writes.push(FileWrite::new(
+                path,
+                pem_blocks("CERTIFICATE", &certs),
+                dir.mode,
+            ));
+        }
+    }
+    if let Some(f) = &out.files {
+        batch.writes.push(FileWrite::new(
+            f.bundle.path.clone(),
+            pem_blocks("CERTIFICATE", &bundle_certs),
+            f.bundle.mode,
+        ));
+        batch.writes.push(FileWrite::new(
+            f.key.path.clone(),
+            pem_blocks("PRIVATE KEY", &[key_der]),
+            f.key.mode,
+        ));
+    }
+    if let Some(c) = &out.credential_bundle {
+        let mut text = pem_blocks("PRIVATE KEY", &[key_der]);
+        let chain: Vec<&[u8]> = svid_certs
+            .iter()
+            .copied()
+            .filter(|der| !is_self_signed(der))
+            .collect();
+        text.extend_from_slice(&pem_blocks("CERTIFICATE", &chain));
+        batch
+            .writes
+            .push(FileWrite::new(c.path.clone(), text, c.mode));
+    }
+    if let Some(f) = &out.files {
+        batch.writes.push(FileWrite::new(
+            f.svid.path.clone(),
+            pem_blocks("CERTIFICATE", &svid_certs),
+            f.svid.mode,
+        ));
+    }
+
+    let info = X509Info {
         spiffe_id: svid.spiffe_id().to_string(),
+        hint: svid.hint().map(str::to_owned),
         serial: leaf.serial,
+        not_before: leaf.not_before,
         not_after: leaf.not_after,
-        svid_pem: pem_blocks("CERTIFICATE", &svid_certs),
-        key_pem: Secret::new(pem_blocks("PRIVATE KEY", &[svid.private_key().as_bytes()])),
-        bundle_pem: pem_blocks("CERTIFICATE", &bundle_certs),
-    })
+        bundles: bundles
+            .iter()
+            .map(|(name, b)| (name.to_string(), b.authorities().len()))
+            .collect(),
+    };
+    Ok(X509Render { batch, info })
 }
 
-/// Writes the rendered files: bundle, then key, then the certificate last,
-/// so a consumer reloading on a certificate change finds the matching key
-/// and bundle already in place.
-pub fn write(files: &X509Files, out: &X509Output) -> Result<(), WriteError> {
-    disk::write_files(&file_writes(files, out))
+/// `<dir>/<trust domain>.pem`, or `None` for a name that cannot be a safe
+/// file name (it could leave the directory or hide as a dot file).
+pub fn trust_bundle_path(dir: &Path, trust_domain: &str) -> Option<PathBuf> {
+    let safe = !trust_domain.is_empty()
+        && !trust_domain.starts_with('.')
+        && trust_domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+    safe.then(|| dir.join(format!("{trust_domain}.pem")))
 }
 
-/// The files of an X.509 update, in write order.
-pub fn file_writes<'a>(files: &'a X509Files, out: &'a X509Output) -> Vec<FileWrite<'a>> {
-    let Some(f) = &out.files else {
+/// Whether a file name in `trust_bundles_dir` is one the helper manages:
+/// a safe trust-domain name followed by `.pem`.
+pub fn is_trust_bundle_name(name: &str) -> bool {
+    name.strip_suffix(".pem")
+        .is_some_and(|td| trust_bundle_path(Path::new(""), td).is_some())
+}
+
+/// Files in `dir` that the helper manages (`<trust domain>.pem`) but that
+/// `batch` does not write: trust domains the agent no longer sends.
+pub fn stale_trust_bundles(dir: &Path, batch: &Batch) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    vec![
-        FileWrite {
-            path: &f.bundle.path,
-            bytes: &files.bundle_pem,
-            mode: f.bundle.mode,
-        },
-        FileWrite {
-            path: &f.key.path,
-            bytes: files.key_pem.expose(),
-            mode: f.key.mode,
-        },
-        FileWrite {
-            path: &f.svid.path,
-            bytes: &files.svid_pem,
-            mode: f.svid.mode,
-        },
-    ]
-}
-
-/// What the X.509 watcher needs.
-pub struct Watcher {
-    pub agent: Agent,
-    pub out: Arc<X509Output>,
-    pub hint: Option<String>,
-    pub status: StatusTx,
-    /// Bumped after every successful write; the supervisor listens.
-    pub renewals: watch::Sender<u64>,
-}
-
-impl Watcher {
-    /// Streams X.509 contexts until cancelled, writing each one. A broken
-    /// stream or an absent agent is retried forever with backoff.
-    pub async fn run(self, token: CancellationToken) {
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let mut repeats = Repeats::default();
-        loop {
-            let failure = tokio::select! {
-                biased;
-                () = token.cancelled() => return,
-                f = self.stream_once(&mut backoff, &mut repeats) => f,
-            };
-            failure.report("X.509 SVID", &mut repeats);
-            let delay = backoff.next_delay();
-            debug!("reconnecting in {} ms", delay.as_millis());
-            if sleep_or_cancel(&token, delay).await {
-                return;
-            }
-        }
-    }
-
-    /// Connects and handles updates until the stream breaks; returns why.
-    async fn stream_once(&self, backoff: &mut Backoff, repeats: &mut Repeats) -> StreamEnd {
-        let client = match self.agent.connect().await {
-            Ok(c) => c,
-            Err(e) => return e.into(),
-        };
-        let mut stream = match client.stream_x509().await {
-            Ok(s) => s,
-            Err(e) => return e.into(),
-        };
-        loop {
-            match stream.next().await {
-                Some(Ok(ctx)) => {
-                    backoff.reset();
-                    repeats.clear();
-                    self.update(&ctx).await;
-                }
-                Some(Err(e)) => return e.into(),
-                None => return StreamEnd::Closed,
-            }
-        }
-    }
-
-    async fn update(&self, ctx: &X509Context) {
-        for svid in ctx.svids() {
-            info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
-        }
-        let files = match render(ctx, &self.out, self.hint.as_deref(), unix_now()) {
-            Ok(f) => f,
-            Err(e) => {
-                error!("cannot use the X.509 update: {e}");
-                self.set_status(WriteStatus::Failed, None);
-                return;
-            }
-        };
-        let out = Arc::clone(&self.out);
-        let written =
-            tokio::task::spawn_blocking(move || write(&files, &out).map(|()| files)).await;
-        match written {
-            Ok(Ok(files)) => {
-                info!(
-                    spiffe_id = %files.spiffe_id,
-                    serial = %files.serial,
-                    "X.509 SVID written"
-                );
-                self.set_status(WriteStatus::Written, Some(files.not_after));
-                self.renewals.send_modify(|n| *n = n.wrapping_add(1));
-            }
-            Ok(Err(e)) => {
-                error!("{e}; the previous files are unchanged");
-                self.set_status(WriteStatus::Failed, None);
-            }
-            Err(e) => {
-                error!("X.509 write task failed: {e}");
-                self.set_status(WriteStatus::Failed, None);
-            }
-        }
-    }
-
-    fn set_status(&self, status: WriteStatus, not_after: Option<i64>) {
-        self.status.send_modify(|s| {
-            s.x509 = Some(status);
-            if not_after.is_some() {
-                s.x509_not_after = not_after;
-            }
-        });
-    }
+    let mut stale: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_trust_bundle_name(n))
+        .map(|n| dir.join(n))
+        .filter(|p| !batch.writes.iter().any(|w| &w.path == p))
+        .collect();
+    stale.sort();
+    stale
 }
 
 struct CertInfo {
     serial: String,
+    not_before: i64,
     not_after: i64,
+    public_key: PublicKey,
+}
+
+/// The parts of a public key that a private key can be checked against.
+enum PublicKey {
+    /// The uncompressed or compressed EC point.
+    Ec(Vec<u8>),
+    /// RSA modulus and exponent, without leading zeros.
+    Rsa(Vec<u8>, Vec<u8>),
+    Other,
 }
 
 fn parse(der: &[u8]) -> Result<CertInfo, RenderError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| RenderError::BadCertificate(e.to_string()))?;
+    let spki = cert.public_key();
+    let public_key = match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::EC(point)) => PublicKey::Ec(point.data().to_vec()),
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+            PublicKey::Rsa(strip_zeros(rsa.modulus), strip_zeros(rsa.exponent))
+        }
+        _ => PublicKey::Other,
+    };
     Ok(CertInfo {
         serial: cert.raw_serial_as_string(),
+        not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
+        public_key,
     })
+}
+
+fn is_self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .is_ok_and(|(_, c)| c.subject() == c.issuer() && c.is_ca())
+}
+
+fn strip_zeros(b: &[u8]) -> Vec<u8> {
+    let i = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    b[i..].to_vec()
+}
+
+/// Whether the PKCS#8 key belongs to the certificate's public key. EC keys
+/// carry their public point (RFC 5915, as SPIRE and most tools write them)
+/// and RSA keys their modulus; a key form that carries neither cannot be
+/// checked without doing cryptography and is accepted.
+fn key_matches(pkcs8: &[u8], public: &PublicKey) -> bool {
+    let Some(key) = pkcs8_private_key(pkcs8) else {
+        return false;
+    };
+    match public {
+        PublicKey::Ec(point) => match ec_public_point(key) {
+            Some(p) => p == point.as_slice(),
+            None => true,
+        },
+        PublicKey::Rsa(n, e) => match rsa_modulus_exponent(key) {
+            Some((kn, ke)) => strip_zeros(kn) == *n && strip_zeros(ke) == *e,
+            None => false,
+        },
+        PublicKey::Other => true,
+    }
+}
+
+/// One DER element: (tag, contents, rest).
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`.
+fn pkcs8_private_key(pkcs8: &[u8]) -> Option<&[u8]> {
+    let (0x30, info, _) = der(pkcs8)? else {
+        return None;
+    };
+    let (0x02, _, rest) = der(info)? else {
+        return None;
+    };
+    let (0x30, _, rest) = der(rest)? else {
+        return None;
+    };
+    let (0x04, key, _) = der(rest)? else {
+        return None;
+    };
+    Some(key)
+}
+
+/// The optional `publicKey [1] BIT STRING` of an RFC 5915 `ECPrivateKey`.
+fn ec_public_point(key: &[u8]) -> Option<&[u8]> {
+    let (0x30, body, _) = der(key)? else {
+        return None;
+    };
+    let (0x02, _, mut rest) = der(body)? else {
+        return None;
+    };
+    let (0x04, _, r) = der(rest)? else {
+        return None;
+    };
+    rest = r;
+    while !rest.is_empty() {
+        let (tag, content, r) = der(rest)?;
+        if tag == 0xa1 {
+            let (0x03, bits, _) = der(content)? else {
+                return None;
+            };
+            // Skip the unused-bits byte.
+            return bits.get(1..);
+        }
+        rest = r;
+    }
+    None
+}
+
+/// Modulus and public exponent of a PKCS#1 `RSAPrivateKey`.
+fn rsa_modulus_exponent(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, body, _) = der(key)? else {
+        return None;
+    };
+    let (0x02, _, rest) = der(body)? else {
+        return None;
+    };
+    let (0x02, n, rest) = der(rest)? else {
+        return None;
+    };
+    let (0x02, e, _) = der(rest)? else {
+        return None;
+    };
+    Some((n, e))
 }
 
 fn retain_unexpired(certs: Vec<&[u8]>, now: i64) -> Result<Vec<&[u8]>, RenderError> {
@@ -342,6 +443,15 @@ mod tests {
         X509Context::new(svids, set)
     }
 
+    fn bytes(r: &X509Render, name: &str) -> Vec<u8> {
+        r.batch
+            .writes
+            .iter()
+            .find(|w| w.path == Path::new(name))
+            .map(|w| w.bytes.expose().to_vec())
+            .unwrap_or_else(|| panic!("{name} not rendered"))
+    }
+
     fn pems(ders: &[&[u8]]) -> Vec<u8> {
         pem_blocks("CERTIFICATE", ders)
     }
@@ -357,10 +467,13 @@ mod tests {
     fn default_layout_is_leaf_and_intermediates_then_own_roots() {
         let w = world();
         let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &opts(), None, now()).unwrap();
-        assert_eq!(f.svid_pem, pems(&[&w.svid.chain[0], &w.inter.cert_der()]));
-        assert_eq!(f.bundle_pem, pems(&[&w.root.cert_der()]));
-        assert_eq!(f.spiffe_id, "spiffe://example.org/w");
-        let key = String::from_utf8(f.key_pem.expose().to_vec()).unwrap();
+        assert_eq!(
+            bytes(&f, "svid.pem"),
+            pems(&[&w.svid.chain[0], &w.inter.cert_der()])
+        );
+        assert_eq!(bytes(&f, "bundle.pem"), pems(&[&w.root.cert_der()]));
+        assert_eq!(f.info.spiffe_id, "spiffe://example.org/w");
+        let key = String::from_utf8(bytes(&f, "key.pem")).unwrap();
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----\n"));
         assert!(key.ends_with("-----END PRIVATE KEY-----\n"));
         let parsed = pem::parse(key).unwrap();
@@ -373,9 +486,9 @@ mod tests {
         let mut o = opts();
         o.add_intermediates_to_bundle = true;
         let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &o, None, now()).unwrap();
-        assert_eq!(f.svid_pem, pems(&[&w.svid.chain[0]]));
+        assert_eq!(bytes(&f, "svid.pem"), pems(&[&w.svid.chain[0]]));
         assert_eq!(
-            f.bundle_pem,
+            bytes(&f, "bundle.pem"),
             pems(&[&w.root.cert_der(), &w.inter.cert_der()])
         );
     }
@@ -388,7 +501,7 @@ mod tests {
         o.include_federated_domains = true;
         let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &o, None, now()).unwrap();
         assert_eq!(
-            f.bundle_pem,
+            bytes(&f, "bundle.pem"),
             pems(&[&w.root.cert_der(), &w.inter.cert_der(), &w.fed.cert_der()])
         );
     }
@@ -397,7 +510,7 @@ mod tests {
     fn federated_roots_are_left_out_by_default() {
         let w = world();
         let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &opts(), None, now()).unwrap();
-        assert_eq!(f.bundle_pem, pems(&[&w.root.cert_der()]));
+        assert_eq!(bytes(&f, "bundle.pem"), pems(&[&w.root.cert_der()]));
     }
 
     #[test]
@@ -410,16 +523,16 @@ mod tests {
         let mut o = opts();
         let kept = render(&c, &o, None, now()).unwrap();
         assert_eq!(
-            kept.bundle_pem,
+            bytes(&kept, "bundle.pem"),
             pems(&[&old.cert_der(), &w.root.cert_der()])
         );
         o.omit_expired = true;
         let f = render(&c, &o, None, now()).unwrap();
-        assert_eq!(f.bundle_pem, pems(&[&w.root.cert_der()]));
+        assert_eq!(bytes(&f, "bundle.pem"), pems(&[&w.root.cert_der()]));
         // Far in the future everything has expired, the leaf included.
         let f = render(&c, &o, None, now() + 20 * 365 * 86400).unwrap();
-        assert!(f.svid_pem.is_empty());
-        assert!(f.bundle_pem.is_empty());
+        assert!(bytes(&f, "svid.pem").is_empty());
+        assert!(bytes(&f, "bundle.pem").is_empty());
     }
 
     #[test]
@@ -436,10 +549,13 @@ mod tests {
         };
         let c = ctx(&w, vec![svid_of(&first), svid_of(&other)]);
         let f = render(&c, &opts(), Some("internal"), now()).unwrap();
-        assert_eq!(f.spiffe_id, "spiffe://example.org/other");
-        assert_eq!(f.svid_pem, pems(&[&other.chain[0], &w.inter.cert_der()]));
+        assert_eq!(f.info.spiffe_id, "spiffe://example.org/other");
+        assert_eq!(
+            bytes(&f, "svid.pem"),
+            pems(&[&other.chain[0], &w.inter.cert_der()])
+        );
         let f = render(&c, &opts(), None, now()).unwrap();
-        assert_eq!(f.spiffe_id, "spiffe://example.org/w");
+        assert_eq!(f.info.spiffe_id, "spiffe://example.org/w");
         let e = render(&c, &opts(), Some("nope"), now()).unwrap_err();
         assert!(e.to_string().contains("\"nope\""), "{e}");
     }

@@ -43,10 +43,8 @@ async fn rotations_pushed_by_the_agent_reach_the_files() {
             "the key must match the certificate once the certificate is in place"
         );
     }
-    assert_eq!(
-        w.cert_listing(),
-        ["svid.pem", "svid_bundle.pem", "svid_key.pem"]
-    );
+    w.wait_listing(&["svid.pem", "svid_bundle.pem", "svid_key.pem"])
+        .await;
     assert!(!d.logs().contains("PRIVATE KEY"));
     d.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(5)).await, Some(0));
@@ -59,7 +57,8 @@ async fn agent_down_at_start_then_up_writes_the_files_without_restart() {
     let w = Workdir::new();
     w.conf(&x509_conf(&socket, ""));
     let d = w.spawn(&["-config", "helper.conf"]);
-    d.wait_log("reconnecting", LONG).await;
+    d.wait_log("does not exist: is the SPIRE agent running", LONG)
+        .await;
     assert!(!w.exists("certs/svid.pem"));
 
     let api = FakeWorkloadApi::start_at(&socket).await;
@@ -81,7 +80,7 @@ async fn agent_restarted_mid_stream_is_followed() {
     wait_svid(&w, &first).await;
 
     api.stop().await;
-    d.wait_log("reconnecting", LONG).await;
+    d.wait_log("X.509 SVID stream: ", LONG).await;
     let second = pki.svid();
     api.set_x509(pki.x509_update(second.clone()));
     api.start_again().await;

@@ -93,6 +93,24 @@ impl Workdir {
         v
     }
 
+    /// Waits until `certs/` holds exactly `names` (a batch's backup names
+    /// are removed just after its last rename), failing with the listing.
+    pub async fn wait_listing(&self, names: &[&str]) {
+        let want: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.cert_listing();
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "certs/ holds {got:?}, expected {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A command for the helper, run in this directory with a clean
     /// environment for the Workload API variable.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {

@@ -1,0 +1,262 @@
+//! The one place a rendered batch goes to disk: the blocking write (whole or
+//! not at all, unchanged files skipped), the status, the log line saying
+//! what really happened, and the supervisor's renewal signal.
+//!
+//! A shutdown waits for a batch under way ([`Publisher::close`]), so a
+//! SIGTERM never cuts a write in half and never leaves a temporary file
+//! holding key material behind.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tracing::{debug, error, info};
+
+use crate::disk::{self, Batch, Committed, WriteError};
+use crate::jwt::JwtBundleInfo;
+use crate::status::{StatusTx, WriteStatus};
+use crate::x509::X509Info;
+
+/// Which output a batch belongs to, with what the status and the log need.
+#[derive(Debug, Clone)]
+pub enum Update {
+    X509(X509Info),
+    JwtBundle {
+        path: std::path::PathBuf,
+        info: JwtBundleInfo,
+    },
+    JwtSvid {
+        path: std::path::PathBuf,
+        spiffe_id: String,
+        audiences: Vec<String>,
+        expiry: i64,
+    },
+}
+
+/// The output a failure belongs to.
+#[derive(Debug, Clone)]
+pub enum Output {
+    X509,
+    Jwt(std::path::PathBuf),
+}
+
+impl Update {
+    fn output(&self) -> Output {
+        match self {
+            Update::X509(_) => Output::X509,
+            Update::JwtBundle { path, .. } | Update::JwtSvid { path, .. } => {
+                Output::Jwt(path.clone())
+            }
+        }
+    }
+}
+
+/// Why a batch was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("the helper is shutting down; the update was not written")]
+    ShuttingDown,
+}
+
+/// Shared by every task; cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    status: StatusTx,
+    renewals: watch::Sender<u64>,
+    /// Whether an X.509 batch has been published since start-up: the first
+    /// one starts `cmd` and signals the pid file even when the files on disk
+    /// were already current, as upstream does.
+    x509_seen: AtomicBool,
+    gate: Mutex<Gate>,
+    idle: Notify,
+}
+
+#[derive(Default)]
+struct Gate {
+    closed: bool,
+    active: usize,
+}
+
+impl Publisher {
+    pub fn new(status: StatusTx, renewals: watch::Sender<u64>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                status,
+                renewals,
+                x509_seen: AtomicBool::new(false),
+                gate: Mutex::new(Gate::default()),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
+    /// Writes `batch` for `update`. Unchanged files are left alone; the
+    /// supervisor hears of an X.509 batch only when something changed (or
+    /// for the first one after start-up).
+    pub async fn publish(&self, batch: Batch, update: Update) -> Result<Committed, PublishError> {
+        let Some(guard) = self.enter() else {
+            return Err(PublishError::ShuttingDown);
+        };
+        // The guard lives as long as the write itself: even if this future
+        // is dropped, a shutdown waits for the blocking write to finish.
+        let result = tokio::task::spawn_blocking(move || {
+            let r = disk::commit(&batch, true);
+            drop(guard);
+            r
+        })
+        .await
+        .unwrap_or_else(|e| Err(WriteError::other(&format!("the write task failed: {e}"))));
+        match result {
+            Ok(done) => {
+                self.succeeded(&done, &update);
+                Ok(done)
+            }
+            Err(e) => {
+                self.failed(&update.output(), &e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    fn succeeded(&self, done: &Committed, update: &Update) {
+        let changed = done.changed();
+        match update {
+            Update::X509(info) => {
+                if changed {
+                    info!(
+                        spiffe_id = %info.spiffe_id,
+                        serial = %info.serial,
+                        files = %paths(&done.written),
+                        removed = done.removed.len(),
+                        "X.509 SVID written"
+                    );
+                } else {
+                    debug!(spiffe_id = %info.spiffe_id, serial = %info.serial, "X.509 update unchanged: nothing written");
+                }
+                let info = info.clone();
+                self.inner.status.send_modify(|s| {
+                    s.x509 = Some(WriteStatus::Written);
+                    s.x509_not_after = Some(info.not_after);
+                    s.x509_info = Some(info);
+                });
+                let first = !self.inner.x509_seen.swap(true, Ordering::SeqCst);
+                if changed || first {
+                    self.inner.renewals.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            Update::JwtBundle { path, info } => {
+                if changed {
+                    info!(trust_domains = info.trust_domains.len(), path = %path.display(), "JWT bundle written");
+                } else {
+                    debug!(path = %path.display(), "JWT bundle unchanged: nothing written");
+                }
+                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Written);
+            }
+            Update::JwtSvid {
+                path,
+                spiffe_id,
+                audiences,
+                ..
+            } => {
+                if changed {
+                    info!(spiffe_id = %spiffe_id, audience = ?audiences, path = %path.display(), "JWT SVID written");
+                } else {
+                    debug!(path = %path.display(), "JWT SVID unchanged: nothing written");
+                }
+                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Written);
+            }
+        }
+    }
+
+    /// Records a failure of `output` that happened before or during the
+    /// write, and logs it once.
+    pub fn failed(&self, output: &Output, reason: &str) {
+        match output {
+            Output::X509 => {
+                error!("X.509 update not written: {reason}");
+                self.inner.status.send_if_modified(|s| {
+                    s.x509.replace(WriteStatus::Failed) != Some(WriteStatus::Failed)
+                });
+            }
+            Output::Jwt(path) => {
+                error!(path = %path.display(), "not written: {reason}");
+                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Failed);
+            }
+        }
+    }
+
+    /// Marks `output` failed without a log line (the caller logged it).
+    pub fn mark_failed(&self, output: &Output) {
+        match output {
+            Output::X509 => {
+                self.inner.status.send_if_modified(|s| {
+                    s.x509.replace(WriteStatus::Failed) != Some(WriteStatus::Failed)
+                });
+            }
+            Output::Jwt(path) => {
+                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Failed)
+            }
+        }
+    }
+
+    fn enter(&self) -> Option<GateGuard> {
+        let mut g = self.inner.gate.lock().ok()?;
+        if g.closed {
+            return None;
+        }
+        g.active += 1;
+        Some(GateGuard {
+            inner: Arc::clone(&self.inner),
+        })
+    }
+
+    /// Refuses new batches and waits up to `limit` for the ones under way.
+    /// Returns false when some were still running at the deadline.
+    pub async fn close(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let Ok(mut g) = self.inner.gate.lock() else {
+                        return;
+                    };
+                    g.closed = true;
+                    if g.active == 0 {
+                        return;
+                    }
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+}
+
+struct GateGuard {
+    inner: Arc<Inner>,
+}
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.inner.gate.lock() {
+            g.active -= 1;
+            if g.active == 0 {
+                self.inner.idle.notify_waiters();
+            }
+        }
+    }
+}
+
+fn paths(p: &[std::path::PathBuf]) -> String {
+    let names: Vec<String> = p.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
