@@ -47,6 +47,8 @@ struct Counters {
 type JwtBundles = Vec<(String, Vec<u8>)>;
 
 struct State {
+    /// Connections accepted since start, over every restart.
+    connections: std::sync::atomic::AtomicUsize,
     x509: watch::Sender<Option<Arc<X509Update>>>,
     jwt_bundles: watch::Sender<Option<Arc<JwtBundles>>>,
     counters: Mutex<Counters>,
@@ -115,6 +117,7 @@ impl FakeWorkloadApi {
         let api = FakeWorkloadApi {
             socket,
             state: Arc::new(State {
+                connections: std::sync::atomic::AtomicUsize::new(0),
                 x509: watch::channel(None).0,
                 jwt_bundles: watch::channel(None).0,
                 counters: Mutex::new(Counters::default()),
@@ -165,6 +168,13 @@ impl FakeWorkloadApi {
         self.state.lock().calls.get(method).copied().unwrap_or(0)
     }
 
+    /// How many connections the agent has accepted since it started.
+    pub fn connections(&self) -> usize {
+        self.state
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn serving(&self) -> MutexGuard<'_, Option<Serving>> {
         self.serving
             .lock()
@@ -198,10 +208,19 @@ impl FakeWorkloadApi {
             state: self.state.clone(),
             stopped: stop.subscribe(),
         };
+        let state = self.state.clone();
+        let incoming = tokio_stream::StreamExt::map(UnixListenerStream::new(listener), move |c| {
+            if c.is_ok() {
+                state
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            c
+        });
         let task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(SpiffeWorkloadApiServer::new(service))
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await;
