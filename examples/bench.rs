@@ -9,7 +9,15 @@
 //! ```
 //!
 //! Nothing here asserts: the figures are for people to read.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "figures printed for people: microseconds and megabytes well inside f64's exact range"
+)]
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -244,10 +252,11 @@ jwt_svids = [
         certs.display()
     );
     if let Some((pid_file, port)) = extra {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "pid_file_name = \"{}\"\nrenew_signal = \"SIGUSR1\"\nhealth_checks {{\n  listener_enabled = true\n  bind_port = {port}\n}}\n",
             pid_file.display()
-        ));
+        );
     }
     let p = dir.join(name);
     std::fs::write(&p, text).expect("conf");

@@ -141,8 +141,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
 /// A boolean flag: bare means true, else Go's `strconv.ParseBool` spellings.
 fn bool_value(name: &str, value: Option<&str>) -> Result<bool, CliError> {
     match value {
-        None => Ok(true),
-        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        None | Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
         Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
         Some(v) => Err(CliError(format!(
             "invalid boolean value {v:?} for -{name}: use true or false"

@@ -51,7 +51,7 @@ pub enum LogFormat {
 }
 
 /// The default of `oneshot_max_wait`: at least as long as the Go helper's
-/// PermissionDenied schedule (10 ms x 5^k) waits in all, about 81 minutes.
+/// `PermissionDenied` schedule (10 ms x 5^k) waits in all, about 81 minutes.
 pub const DEFAULT_ONESHOT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(82 * 60);
 
 /// One file to write: `cert_dir` joined with the configured name, and its mode.
@@ -190,6 +190,7 @@ const TOP_KEYS: &[&str] = &[
     "pid_file_name",
     "renew_signal",
     "health_checks",
+    "oneshot_max_wait",
 ];
 const JWT_KEYS: &[&str] = &["jwt_audience", "jwt_extra_audiences", "jwt_svid_file_name"];
 const HEALTH_KEYS: &[&str] = &[
@@ -337,6 +338,10 @@ impl Reader {
         self.problems.push(Problem { line, message });
     }
 
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "callers build the message for this call"
+    )]
     fn warn(&mut self, line: Option<usize>, message: String) {
         match line {
             Some(l) => self
@@ -360,7 +365,7 @@ impl Reader {
             if !known.contains(&e.key.as_str()) {
                 let mut message = format!("unknown key {:?}{context}", e.key);
                 if let Some(s) = nearest(&e.key, known) {
-                    message.push_str(&format!("; did you mean {s:?}?"));
+                    message = format!("{message}; did you mean {s:?}?");
                 } else if JWT_KEYS.contains(&e.key.as_str()) {
                     message.push_str("; it belongs inside a jwt_svids entry");
                 } else if HEALTH_KEYS.contains(&e.key.as_str()) {
@@ -416,12 +421,11 @@ impl Reader {
 
     fn boolean(&mut self, key: &str, e: Option<&&Entry>) -> Option<bool> {
         let e = e?;
-        match &e.node.value {
-            Value::Bool(b) => Some(*b),
-            _ => {
-                self.type_error(key, &e.node, "true or false");
-                None
-            }
+        if let Value::Bool(b) = &e.node.value {
+            Some(*b)
+        } else {
+            self.type_error(key, &e.node, "true or false");
+            None
         }
     }
 
@@ -436,22 +440,23 @@ impl Reader {
                 return None;
             }
         };
-        match go_parse_int(&text) {
-            Some(v) => Some((v, text)),
-            None => {
-                self.problem(
-                    e.node.line,
-                    format!("{key} must be an integer (decimal, 0-prefixed octal or 0x hex), not {text:?}"),
-                );
-                None
-            }
+        if let Some(v) = go_parse_int(&text) {
+            Some((v, text))
+        } else {
+            self.problem(
+                e.node.line,
+                format!(
+                    "{key} must be an integer (decimal, 0-prefixed octal or 0x hex), not {text:?}"
+                ),
+            );
+            None
         }
     }
 
     fn string_list(&mut self, key: &str, e: Option<&&Entry>) -> Vec<String> {
         let Some(e) = e else { return Vec::new() };
-        match &e.node.value {
-            Value::List(items) => items
+        if let Value::List(items) = &e.node.value {
+            items
                 .iter()
                 .enumerate()
                 .filter_map(|(i, n)| match &n.value {
@@ -461,11 +466,10 @@ impl Reader {
                         None
                     }
                 })
-                .collect(),
-            _ => {
-                self.type_error(key, &e.node, "a list of strings");
-                Vec::new()
-            }
+                .collect()
+        } else {
+            self.type_error(key, &e.node, "a list of strings");
+            Vec::new()
         }
     }
 
@@ -483,7 +487,7 @@ impl Reader {
             return default;
         }
         // As in the Go helper, only the permission bits reach the file.
-        let mode = (v & 0o777) as u32;
+        let mode = u32::try_from(v & 0o777).unwrap_or(0);
         let looks_octal = !text.starts_with('0')
             && (3..=4).contains(&text.len())
             && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
@@ -514,7 +518,7 @@ impl Reader {
                     }
                 }
                 Value::Object(_) => {
-                    objects.push((format!("jwt_svids[{}]", objects.len()), &e.node))
+                    objects.push((format!("jwt_svids[{}]", objects.len()), &e.node));
                 }
                 _ => self.type_error("jwt_svids", &e.node, "a list of objects"),
             }
@@ -667,6 +671,40 @@ impl Reader {
         let pid_file = self.string("pid_file_name", f.get("pid_file_name"));
         let renew_signal = self.string("renew_signal", f.get("renew_signal"));
         let health = self.health(f.get("health_checks"));
+        let oneshot_max_wait = match f.get("oneshot_max_wait") {
+            None => DEFAULT_ONESHOT_MAX_WAIT,
+            Some(e) => match &e.node.value {
+                Value::Int(t) => t.parse::<u64>().map_or_else(
+                    |_| {
+                        self.problem(e.line, format!("oneshot_max_wait must be a number of seconds or a duration such as \"90s\", not {t}"));
+                        DEFAULT_ONESHOT_MAX_WAIT
+                    },
+                    std::time::Duration::from_secs,
+                ),
+                Value::Str(t) => {
+                    let (n, unit) = t.split_at(t.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+                    let scale = match unit {
+                        "ms" => Some(1),
+                        "s" | "" => Some(1000),
+                        "m" => Some(60_000),
+                        "h" => Some(3_600_000),
+                        _ => None,
+                    };
+                    if let (Ok(n), Some(scale)) = (n.parse::<u64>(), scale) {
+                        std::time::Duration::from_millis(n * scale)
+                    } else {
+                        {
+                            self.problem(e.line, format!("oneshot_max_wait must be a number of seconds or a duration such as \"90s\", not {t:?}"));
+                            DEFAULT_ONESHOT_MAX_WAIT
+                        }
+                    }
+                }
+                _ => {
+                    self.type_error("oneshot_max_wait", &e.node, "a duration");
+                    DEFAULT_ONESHOT_MAX_WAIT
+                }
+            },
+        };
 
         let daemon_mode = daemon_mode_flag.or(file_daemon_mode).unwrap_or(true);
         let daemon_off_by = if daemon_mode_flag == Some(false) {
@@ -839,7 +877,7 @@ impl Reader {
             health,
             log_level: None,
             log_format: LogFormat::default(),
-            oneshot_max_wait: DEFAULT_ONESHOT_MAX_WAIT,
+            oneshot_max_wait,
         }
     }
 }
@@ -1220,14 +1258,13 @@ health_checks = { listener_enabled = true }
         let p = problems("jwt_svids = [{ jwt_audience = \"a\",\n jwt_svid_file = \"t\" }]\n");
         assert!(
             p[0].message.contains("jwt_svids[0]") && p[0].message.contains("jwt_svid_file_name"),
-            "{:?}",
-            p
+            "{p:?}"
         );
         assert_eq!(p[0].line, Some(2));
         let p = problems(&format!("{SVID}jwt_audience = \"a\"\n"));
-        assert!(p[0].message.contains("inside a jwt_svids entry"), "{:?}", p);
+        assert!(p[0].message.contains("inside a jwt_svids entry"), "{p:?}");
         let p = problems(&format!("{SVID}zzzzzzzz = 1\n"));
-        assert!(!p[0].message.contains("did you mean"), "{:?}", p);
+        assert!(!p[0].message.contains("did you mean"), "{p:?}");
         // Unknown keys in health_checks are ignored by the Go helper: a warning here.
         let w = warnings(&format!("{SVID}health_checks {{\n  bind_prot = 1\n}}\n"));
         assert!(
@@ -1460,7 +1497,7 @@ health_checks = { listener_enabled = true }
         assert!(l.config.daemon_mode);
     }
 
-    /// The `helper.conf: |` block of a Kubernetes ConfigMap.
+    /// The `helper.conf: |` block of a Kubernetes `ConfigMap`.
     fn configmap_helper_conf(yaml: &str) -> String {
         let mut lines = yaml
             .lines()
@@ -1474,8 +1511,11 @@ health_checks = { listener_enabled = true }
                     l.trim().is_empty() || l.len() - l.trim_start().len() >= indent
                 }),
             )
-            .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
-            .collect()
+            .fold(String::new(), |mut out, l| {
+                out.push_str(l.get(indent..).unwrap_or(""));
+                out.push('\n');
+                out
+            })
     }
 
     #[test]

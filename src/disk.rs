@@ -223,7 +223,7 @@ pub fn commit(batch: &Batch, skip_unchanged: bool) -> Result<Committed, WriteErr
 
     // 4. One fsync per directory makes the renames durable.
     let mut dirs: Vec<&Path> = Vec::with_capacity(1);
-    for p in tx.changed.iter() {
+    for p in &tx.changed {
         let d = parent_dir(p);
         if !dirs.contains(&d) {
             dirs.push(d);

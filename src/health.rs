@@ -50,7 +50,7 @@ pub struct BindError {
 }
 
 /// Binds `bind_address:bind_port`, or every interface: one dual-stack
-/// `[::]` socket with IPV6_V6ONLY off (IPv4 probes work even where
+/// `[::]` socket with `IPV6_V6ONLY` off (IPv4 probes work even where
 /// `net.ipv6.bindv6only = 1`), or `0.0.0.0` where IPv6 is unavailable.
 pub fn bind(cfg: &HealthConfig) -> Result<TcpListener, BindError> {
     let port = cfg.bind_port;

@@ -201,7 +201,7 @@ impl Publisher {
                 });
             }
             Output::Jwt(path) => {
-                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Failed)
+                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Failed);
             }
         }
     }

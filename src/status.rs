@@ -23,7 +23,7 @@ pub enum WriteStatus {
 pub struct Status {
     /// `None` when no X.509 output is configured.
     pub x509: Option<WriteStatus>,
-    /// NotAfter (seconds since the epoch) of the last X.509 SVID written.
+    /// `NotAfter` (seconds since the epoch) of the last X.509 SVID written.
     pub x509_not_after: Option<i64>,
     /// What the last X.509 batch written holds.
     pub x509_info: Option<crate::x509::X509Info>,

@@ -111,7 +111,7 @@ fn renew_child(cmd: &Command, sig: Option<Signal>, child: &mut Option<Child>) {
         let Some(sig) = sig else { return };
         // `id()` is None once the child has been reaped: never signal a stale pid.
         if let Some(pid) = c.id() {
-            match kill(Pid::from_raw(pid as i32), sig) {
+            match kill(raw_pid(pid), sig) {
                 Ok(()) => info!(pid, signal = sig.as_str(), "signalled cmd"),
                 Err(e) => error!(pid, signal = sig.as_str(), "cannot signal cmd: {e}"),
             }
@@ -155,9 +155,19 @@ fn default_disposition_in_child(command: &mut TokioCommand, sig: Signal) {
     // async-signal-safe calls are allowed: sigaction(2) is one, and this
     // closure neither allocates nor takes locks. Setting SIG_DFL installs
     // no handler, so no Rust code can run from a signal.
+    #[allow(
+        unsafe_code,
+        reason = "pre_exec is the only way to reset a signal disposition between fork and exec"
+    )]
     unsafe {
         command.pre_exec(move || sigaction(sig, &dfl).map(drop).map_err(std::io::Error::from));
     }
+}
+
+/// A child's pid as the kernel's signed type (pids never exceed
+/// `pid_max`, at most 2^22, so the conversion cannot fail in practice).
+fn raw_pid(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
 }
 
 /// Sends `sig` to the child, waits for it up to the grace period, then
@@ -169,17 +179,16 @@ async fn stop_child(mut c: Child, sig: Signal) {
             signal = sig.as_str(),
             "forwarding shutdown signal to cmd"
         );
-        let _ = kill(Pid::from_raw(pid as i32), sig);
+        let _ = kill(raw_pid(pid), sig);
     }
-    match tokio::time::timeout(CHILD_GRACE, c.wait()).await {
-        Ok(status) => log_exit(status),
-        Err(_) => {
-            warn!(
-                "cmd did not exit within {}s; killing it",
-                CHILD_GRACE.as_secs()
-            );
-            let _ = c.kill().await;
-        }
+    if let Ok(status) = tokio::time::timeout(CHILD_GRACE, c.wait()).await {
+        log_exit(status);
+    } else {
+        warn!(
+            "cmd did not exit within {}s; killing it",
+            CHILD_GRACE.as_secs()
+        );
+        let _ = c.kill().await;
     }
 }
 
@@ -239,7 +248,7 @@ mod tests {
         std::fs::write(&p, format!("  {}\n", std::process::id())).unwrap();
         assert_eq!(
             signal_pid_once(&p, Signal::SIGCONT).unwrap(),
-            std::process::id() as i32
+            i32::try_from(std::process::id()).unwrap()
         );
     }
 }

@@ -31,7 +31,7 @@ pub enum ErrorKind {
     Unavailable,
     /// No answer within the deadline.
     Timeout,
-    /// The agent has no identity for this workload (PermissionDenied).
+    /// The agent has no identity for this workload (`PermissionDenied`).
     NoIdentity,
     /// No JWT-SVID carries the configured hint.
     HintNotFound,

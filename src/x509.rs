@@ -27,7 +27,7 @@ pub struct X509Info {
     pub hint: Option<String>,
     /// Serial number of the leaf, hex.
     pub serial: String,
-    /// NotBefore and NotAfter of the leaf, seconds since the epoch.
+    /// `NotBefore` and `NotAfter` of the leaf, seconds since the epoch.
     pub not_before: i64,
     pub not_after: i64,
     /// Every trust domain the agent sent, with its number of root
@@ -80,7 +80,11 @@ pub fn render(
         .get_ref(td)
         .ok_or_else(|| RenderError::MissingBundle(td.to_string()))?;
 
-    let chain: Vec<&[u8]> = svid.cert_chain().iter().map(|c| c.as_bytes()).collect();
+    let chain: Vec<&[u8]> = svid
+        .cert_chain()
+        .iter()
+        .map(spiffe::Certificate::as_bytes)
+        .collect();
     let (leaf_der, intermediates) = chain.split_first().ok_or(RenderError::NoSvid)?;
     let leaf = parse(leaf_der)?;
     let key_der = svid.private_key().as_bytes();
@@ -89,7 +93,11 @@ pub fn render(
     }
 
     let mut svid_certs: Vec<&[u8]> = vec![leaf_der];
-    let mut bundle_certs: Vec<&[u8]> = own.authorities().iter().map(|c| c.as_bytes()).collect();
+    let mut bundle_certs: Vec<&[u8]> = own
+        .authorities()
+        .iter()
+        .map(spiffe::Certificate::as_bytes)
+        .collect();
     if out.add_intermediates_to_bundle {
         bundle_certs.extend_from_slice(intermediates);
     } else {
@@ -99,7 +107,12 @@ pub fn render(
         // The set is ordered by trust domain, so the file is stable.
         for (other, bundle) in bundles.iter() {
             if other != td {
-                bundle_certs.extend(bundle.authorities().iter().map(|c| c.as_bytes()));
+                bundle_certs.extend(
+                    bundle
+                        .authorities()
+                        .iter()
+                        .map(spiffe::Certificate::as_bytes),
+                );
             }
         }
     }
@@ -114,7 +127,11 @@ pub fn render(
             let Some(path) = trust_bundle_path(&dir.dir, name.as_ref()) else {
                 continue;
             };
-            let mut certs: Vec<&[u8]> = bundle.authorities().iter().map(|c| c.as_bytes()).collect();
+            let mut certs: Vec<&[u8]> = bundle
+                .authorities()
+                .iter()
+                .map(spiffe::Certificate::as_bytes)
+                .collect();
             if out.omit_expired {
                 certs = retain_unexpired(certs, now)?;
             }
@@ -448,8 +465,10 @@ mod tests {
             .writes
             .iter()
             .find(|w| w.path == Path::new(name))
-            .map(|w| w.bytes.expose().to_vec())
-            .unwrap_or_else(|| panic!("{name} not rendered"))
+            .map_or_else(
+                || panic!("{name} not rendered"),
+                |w| w.bytes.expose().to_vec(),
+            )
     }
 
     fn pems(ders: &[&[u8]]) -> Vec<u8> {
@@ -457,10 +476,7 @@ mod tests {
     }
 
     fn now() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
+        crate::clock::unix_now()
     }
 
     #[test]

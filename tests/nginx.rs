@@ -43,7 +43,7 @@ impl Drop for Nginx {
 }
 
 /// One TLS connection with `openssl s_client`, sending a GET: (everything
-/// s_client printed, the server's leaf certificate in PEM).
+/// `s_client` printed, the server's leaf certificate in PEM).
 async fn tls_get(port: u16, client: Option<&Path>) -> (String, String) {
     let mut c = tokio::process::Command::new("openssl");
     c.args([

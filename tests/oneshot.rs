@@ -265,14 +265,15 @@ jwt_svids = [
         obj.keys().collect::<Vec<_>>(),
         ["example.org", "federated.test"]
     );
-    use base64::Engine as _;
     for (td, issuer) in [
         ("example.org", &pki.jwt),
         ("federated.test", &federated_jwt),
     ] {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(obj[td].as_str().unwrap())
-            .unwrap();
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            obj[td].as_str().unwrap(),
+        )
+        .unwrap();
         let got: serde_json::Value = serde_json::from_slice(&raw).unwrap();
         let mut want: serde_json::Value = serde_json::from_slice(&issuer.jwks_json()).unwrap();
         // As the Go helper writes it: without `use`.
@@ -325,10 +326,17 @@ async fn agent_that_starts_late_is_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_that_never_comes_gives_up_with_the_reason() {
     let w = Workdir::new();
-    w.conf(&oneshot_conf(&w.path().join("no-agent.sock"), ""));
+    w.conf(&oneshot_conf(
+        &w.path().join("no-agent.sock"),
+        "oneshot_max_wait = \"3s\"",
+    ));
     let run = w.run(&["-config", "helper.conf"]).await;
-    run.assert_code(1)
-        .assert_stderr_contains(&["giving up", "no-agent.sock"]);
+    run.assert_code(1).assert_stderr_contains(&[
+        "gave up after waiting",
+        "oneshot_max_wait",
+        "agent socket",
+        "no-agent.sock does not exist: is the SPIRE agent running",
+    ]);
     assert!(w.cert_listing().is_empty());
 }
 

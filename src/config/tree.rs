@@ -169,7 +169,7 @@ fn number(literal: &str) -> Value {
 /// A template's text with interpolations and directives kept verbatim.
 fn template_text(t: &Template, text: &str) -> String {
     let mut out = String::new();
-    for el in t.iter() {
+    for el in t {
         match el {
             Element::Literal(l) => out.push_str(l.value()),
             other => out.push_str(source(text, other.span()).unwrap_or_default()),

@@ -227,7 +227,9 @@ pub fn pem_block(tag: &str, der: &[u8]) -> String {
         s.push_str(std::str::from_utf8(chunk).expect("ascii"));
         s.push('\n');
     }
-    s.push_str(&format!("-----END {tag}-----\n"));
+    s.push_str("-----END ");
+    s.push_str(tag);
+    s.push_str("-----\n");
     s
 }
 
@@ -266,7 +268,7 @@ impl Workdir {
 
 impl Daemon {
     pub fn pid(&self) -> i32 {
-        self.child.id().expect("running") as i32
+        i32::try_from(self.child.id().expect("running")).expect("pid fits")
     }
 
     pub fn logs(&self) -> String {
