@@ -17,6 +17,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
 use crate::clock::unix_now;
 use crate::config::{Config, ConfigError, Loaded, LogFormat, X509Output};
+use crate::metrics::Metrics;
 use crate::publish::{Output, Publisher, Update};
 use crate::status::Status;
 use crate::workload::{Agent, ErrorKind};
@@ -76,8 +77,11 @@ pub fn main(loaded: Result<Loaded, ConfigError>) -> u8 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The blocking pool's threads (credential writes) are kept between
-        // rotations instead of being created for each one.
+        // rotations instead of being created for each one, and there are
+        // few of them: a hundred JWT-SVIDs written at start-up queue for
+        // them instead of each leaving a thread (and its memory) behind.
         .thread_keep_alive(Duration::from_secs(3600))
+        .max_blocking_threads(2)
         .build()
     {
         Ok(rt) => rt,
@@ -215,15 +219,26 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
     };
 
     let token = CancellationToken::new();
+    let metrics = Metrics::new();
     let (status_tx, status_rx) = watch::channel(Status::new(&cfg));
     let (renew_tx, renew_rx) = watch::channel(0u64);
     let (stop_tx, stop_rx) = watch::channel(None::<Signal>);
-    let publisher = Publisher::new(status_tx, renew_tx);
+    let reports = supervisor::Reports {
+        status: status_tx.clone(),
+        metrics: metrics.clone(),
+    };
+    let publisher = Publisher::new(status_tx, renew_tx, metrics.clone());
     let agent = Agent::new(cfg.agent_socket.clone());
     let mut tasks = JoinSet::new();
 
     if let Some(listener) = listener {
-        let fut = health::serve(listener, cfg.health.clone(), status_rx, token.child_token());
+        let fut = health::serve(
+            listener,
+            cfg.health.clone(),
+            status_rx,
+            metrics.clone(),
+            token.child_token(),
+        );
         tasks.spawn(fut.instrument(info_span!("health")));
     }
     if let Some(out) = &cfg.x509 {
@@ -257,13 +272,23 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
         tasks.spawn(fut.instrument(span));
     }
     let has_process = cfg.process.cmd.is_some() || cfg.process.pid_file.is_some();
-    let supervisor = tokio::spawn(
-        supervisor::run(cfg.process.clone(), renew_rx, stop_rx).instrument(info_span!("process")),
+    let mut supervisor = tokio::spawn(
+        supervisor::run(cfg.process.clone(), renew_rx, stop_rx, reports)
+            .instrument(info_span!("process")),
     );
     info!(agent = %agent.socket().display(), "running in daemon mode");
 
-    let sig = shutdown.await;
-    info!(signal = sig.as_str(), "shutting down");
+    // The shutdown signal, or (cmd_exit_policy = "exit") the child's exit.
+    let (sig, child_exit) = tokio::select! {
+        sig = shutdown => (sig, None),
+        ended = &mut supervisor => match ended {
+            Ok(supervisor::Ended::ChildExited(code)) => (Signal::SIGTERM, Some(code)),
+            _ => (Signal::SIGTERM, None),
+        },
+    };
+    if child_exit.is_none() {
+        info!(signal = sig.as_str(), "shutting down");
+    }
     if !publisher.close(WRITE_GRACE).await {
         warn!(
             "a credential write did not finish within {}s of the shutdown signal",
@@ -279,15 +304,24 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
         warn!("some tasks did not stop in time; aborting them");
         tasks.abort_all();
     }
+    if let Some(code) = child_exit {
+        return Ok(code);
+    }
     let grace = if has_process {
         supervisor::CHILD_GRACE + Duration::from_secs(1)
     } else {
         DRAIN
     };
-    if tokio::time::timeout(grace, supervisor).await.is_err() {
-        warn!("the process supervisor did not stop in time");
+    match tokio::time::timeout(grace, supervisor).await {
+        Ok(Ok(supervisor::Ended::Stopped {
+            child_code: Some(code),
+        })) => Ok(code),
+        Ok(_) => Ok(0),
+        Err(_) => {
+            warn!("the process supervisor did not stop in time");
+            Ok(0)
+        }
     }
-    Ok(0)
 }
 
 /// The X.509 watcher: every update is rendered and published.
@@ -303,6 +337,7 @@ async fn watch_x509(
     let publisher_ref = &publisher;
     stream::run(
         "X.509 SVID stream",
+        "x509",
         agent.socket(),
         || agent.stream_x509(),
         |ctx: X509Context| async move { publish_x509(&ctx, out, hint, publisher_ref).await },
@@ -311,6 +346,7 @@ async fn watch_x509(
                 publisher.mark_failed(&Output::X509);
             }
         },
+        &publisher,
         token,
     )
     .await;
@@ -353,6 +389,7 @@ async fn watch_jwt_bundles(
     let publisher_ref = &publisher;
     stream::run(
         "JWT bundle stream",
+        "jwt_bundle",
         agent.socket(),
         || agent.stream_jwt_bundles(),
         |set: JwtBundleSet| async move {
@@ -368,6 +405,7 @@ async fn watch_jwt_bundles(
                 publisher.mark_failed(&Output::Jwt(out.path.clone()));
             }
         },
+        &publisher,
         token,
     )
     .await;

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::HealthConfig;
+use crate::metrics::Metrics;
 use crate::status::{Status, StatusRx};
 
 /// Time allowed for a request's head, and for the next one on an idle
@@ -109,11 +110,20 @@ pub async fn serve(
     listener: TcpListener,
     cfg: HealthConfig,
     status: StatusRx,
+    metrics: Metrics,
     token: CancellationToken,
 ) {
     let cap = current_cap();
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, liveness = %cfg.liveness_path, readiness = %cfg.readiness_path, max_connections = cap, "health server listening");
+        info!(
+            %addr,
+            liveness = %cfg.liveness_path,
+            readiness = %cfg.readiness_path,
+            metrics = cfg.metrics_path.as_deref().unwrap_or("(off)"),
+            status = cfg.status_path.as_deref().unwrap_or("(off)"),
+            max_connections = cap,
+            "health server listening"
+        );
     }
     let slots = Arc::new(Semaphore::new(cap));
     let routes = Arc::new(Routes::new(&cfg));
@@ -145,10 +155,11 @@ pub async fn serve(
         };
         let routes = Arc::clone(&routes);
         let status = status.clone();
+        let metrics = metrics.clone();
         conns.spawn(async move {
             let _permit = permit;
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = routes.answer(&req, &status.borrow());
+                let resp = routes.answer(&req, &status, &metrics);
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
@@ -177,6 +188,8 @@ pub async fn serve(
 enum Route {
     Live,
     Ready,
+    Metrics,
+    Status,
 }
 
 /// The configured paths, matched as Go's `http.ServeMux` matches them.
@@ -189,10 +202,20 @@ impl Routes {
     fn new(cfg: &HealthConfig) -> Self {
         // The first registration of a pattern wins, as Go refuses a second.
         let mut patterns: Vec<(String, Route)> = Vec::new();
-        for (p, r) in [
-            (&cfg.liveness_path, Route::Live),
-            (&cfg.readiness_path, Route::Ready),
-        ] {
+        let optional = [
+            (cfg.metrics_path.as_ref(), Route::Metrics),
+            (cfg.status_path.as_ref(), Route::Status),
+        ];
+        let all = [
+            (Some(&cfg.liveness_path), Route::Live),
+            (Some(&cfg.readiness_path), Route::Ready),
+        ]
+        .into_iter()
+        .chain(optional);
+        for (p, r) in all {
+            let Some(p) = p.filter(|p| !p.is_empty()) else {
+                continue;
+            };
             if !patterns.iter().any(|(q, _)| q == p) {
                 patterns.push((p.clone(), r));
             }
@@ -222,10 +245,30 @@ impl Routes {
         Ok(None)
     }
 
-    fn answer<B>(&self, req: &Request<B>, s: &Status) -> Response<String> {
+    fn answer<B>(
+        &self,
+        req: &Request<B>,
+        status: &StatusRx,
+        metrics: &Metrics,
+    ) -> Response<String> {
+        let now = crate::clock::unix_now();
         match self.find(req.uri().path()) {
-            Ok(Some(Route::Live)) => json(s.is_live(crate::clock::unix_now()), s),
-            Ok(Some(Route::Ready)) => json(s.is_ready(), s),
+            Ok(Some(Route::Live)) => {
+                let s = status.borrow();
+                json(s.is_live(now), &s)
+            }
+            Ok(Some(Route::Ready)) => {
+                let s = status.borrow();
+                json(s.is_ready(), &s)
+            }
+            Ok(Some(Route::Metrics)) => text(
+                metrics.encode(),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            Ok(Some(Route::Status)) => {
+                let doc = status.borrow().document(now);
+                text(doc, "application/json")
+            }
             Ok(None) => not_found(),
             Err(to) => redirect(&to, req.uri().query()),
         }
@@ -241,6 +284,13 @@ fn json(ok: bool, s: &Status) -> Response<String> {
     };
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn text(body: String, content_type: &'static str) -> Response<String> {
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 

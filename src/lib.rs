@@ -27,6 +27,7 @@ pub mod disk;
 pub mod health;
 pub mod jwt;
 pub mod logging;
+pub mod metrics;
 pub mod oneshot;
 pub mod publish;
 pub mod refresh;

@@ -13,8 +13,10 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info};
 
+use crate::clock::unix_now;
 use crate::disk::{self, Batch, Committed, WriteError};
 use crate::jwt::JwtBundleInfo;
+use crate::metrics::{Metrics, OutputKind};
 use crate::status::{StatusTx, WriteStatus};
 use crate::x509::X509Info;
 
@@ -42,6 +44,14 @@ pub enum Output {
 }
 
 impl Update {
+    fn kind(&self) -> OutputKind {
+        match self {
+            Update::X509(_) => OutputKind::X509,
+            Update::JwtBundle { .. } => OutputKind::JwtBundle,
+            Update::JwtSvid { .. } => OutputKind::JwtSvid,
+        }
+    }
+
     fn output(&self) -> Output {
         match self {
             Update::X509(_) => Output::X509,
@@ -69,6 +79,7 @@ pub struct Publisher {
 
 struct Inner {
     status: StatusTx,
+    metrics: Metrics,
     renewals: watch::Sender<u64>,
     /// Whether an X.509 batch has been published since start-up: the first
     /// one starts `cmd` and signals the pid file even when the files on disk
@@ -85,10 +96,11 @@ struct Gate {
 }
 
 impl Publisher {
-    pub fn new(status: StatusTx, renewals: watch::Sender<u64>) -> Self {
+    pub fn new(status: StatusTx, renewals: watch::Sender<u64>, metrics: Metrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 status,
+                metrics,
                 renewals,
                 x509_seen: AtomicBool::new(false),
                 gate: Mutex::new(Gate::default()),
@@ -104,6 +116,13 @@ impl Publisher {
         let Some(guard) = self.enter() else {
             return Err(PublishError::ShuttingDown);
         };
+        // The file that names the output in metrics: the last one written
+        // (the certificate, for X.509).
+        let label = batch
+            .writes
+            .last()
+            .map(|w| crate::status::key(&w.path))
+            .unwrap_or_default();
         // The guard lives as long as the write itself: even if this future
         // is dropped, a shutdown waits for the blocking write to finish.
         let result = tokio::task::spawn_blocking(move || {
@@ -115,18 +134,22 @@ impl Publisher {
         .unwrap_or_else(|e| Err(WriteError::other(&format!("the write task failed: {e}"))));
         match result {
             Ok(done) => {
-                self.succeeded(&done, &update);
+                self.succeeded(&done, &update, &label);
                 Ok(done)
             }
             Err(e) => {
+                self.inner.metrics.write_failed(update.kind(), &label);
                 self.failed(&update.output(), &e.to_string());
                 Err(e.into())
             }
         }
     }
 
-    fn succeeded(&self, done: &Committed, update: &Update) {
+    fn succeeded(&self, done: &Committed, update: &Update, label: &str) {
         let changed = done.changed();
+        let now = unix_now();
+        let metrics = &self.inner.metrics;
+        metrics.written(update.kind(), label, now, changed);
         match update {
             Update::X509(info) => {
                 if changed {
@@ -140,11 +163,15 @@ impl Publisher {
                 } else {
                     debug!(spiffe_id = %info.spiffe_id, serial = %info.serial, "X.509 update unchanged: nothing written");
                 }
+                metrics.x509_svid(info.not_before, info.not_after, &info.bundles);
                 let info = info.clone();
                 self.inner.status.send_modify(|s| {
                     s.x509 = Some(WriteStatus::Written);
                     s.x509_not_after = Some(info.not_after);
                     s.x509_info = Some(info);
+                    if changed || s.x509_written_at.is_none() {
+                        s.x509_written_at = Some(now);
+                    }
                 });
                 let first = !self.inner.x509_seen.swap(true, Ordering::SeqCst);
                 if changed || first {
@@ -157,22 +184,54 @@ impl Publisher {
                 } else {
                     debug!(path = %path.display(), "JWT bundle unchanged: nothing written");
                 }
+                metrics.jwt_bundle(&info.trust_domains);
+                let tds = info.trust_domains.clone();
+                self.inner.status.send_modify(|s| {
+                    if let Some(b) = &mut s.jwt_bundle {
+                        b.trust_domains = tds;
+                        if changed || b.written_at.is_none() {
+                            b.written_at = Some(now);
+                        }
+                    }
+                });
                 crate::status::set_jwt(&self.inner.status, path, WriteStatus::Written);
             }
             Update::JwtSvid {
                 path,
                 spiffe_id,
                 audiences,
-                ..
+                expiry,
             } => {
                 if changed {
                     info!(spiffe_id = %spiffe_id, audience = ?audiences, path = %path.display(), "JWT SVID written");
                 } else {
                     debug!(path = %path.display(), "JWT SVID unchanged: nothing written");
                 }
+                let key = crate::status::key(path);
+                metrics.jwt_svid(&key, *expiry);
+                let (sub, expiry) = (spiffe_id.clone(), *expiry);
+                self.inner.status.send_modify(|s| {
+                    if let Some(j) = s.jwt_svids.get_mut(&key) {
+                        j.sub = Some(sub);
+                        j.expiry = Some(expiry);
+                        if changed || j.written_at.is_none() {
+                            j.written_at = Some(now);
+                        }
+                    }
+                });
                 crate::status::set_jwt(&self.inner.status, path, WriteStatus::Written);
             }
         }
+    }
+
+    /// The metrics, for the tasks that report into them directly.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The shared status, for the tasks that report into it directly.
+    pub fn status(&self) -> &StatusTx {
+        &self.inner.status
     }
 
     /// Records a failure of `output` that happened before or during the

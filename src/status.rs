@@ -18,8 +18,10 @@ pub enum WriteStatus {
     Failed,
 }
 
-/// Every configured output's status, plus the expiry of the X.509 SVID on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Every configured output's status and what the helper knows of its
+/// credentials, streams and child: the health probes, `/status` and the
+/// logs all read this one snapshot. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Status {
     /// `None` when no X.509 output is configured.
     pub x509: Option<WriteStatus>,
@@ -27,9 +29,66 @@ pub struct Status {
     pub x509_not_after: Option<i64>,
     /// What the last X.509 batch written holds.
     pub x509_info: Option<crate::x509::X509Info>,
+    /// When the X.509 files last changed on disk (seconds since the epoch).
+    pub x509_written_at: Option<i64>,
     /// Keyed by `cert_dir` joined with the file name: the JWT bundle file
     /// and every JWT SVID file.
     pub jwt: BTreeMap<String, WriteStatus>,
+    /// Each JWT-SVID file, by the same key.
+    pub jwt_svids: BTreeMap<String, JwtSvidState>,
+    /// The JWT bundle file, when configured.
+    pub jwt_bundle: Option<JwtBundleState>,
+    /// Each Workload API stream, by name (`x509`, `jwt_bundle`).
+    pub streams: BTreeMap<&'static str, StreamState>,
+    /// `cmd`, when configured.
+    pub process: Option<ProcessState>,
+    /// `pid_file_name`, when configured.
+    pub pid_file: Option<PidFileState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JwtSvidState {
+    pub audiences: Vec<String>,
+    /// The token's `sub` (the SPIFFE ID) and expiry, once one was written.
+    pub sub: Option<String>,
+    pub expiry: Option<i64>,
+    pub written_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JwtBundleState {
+    pub key: String,
+    /// Trust domains with their key IDs.
+    pub trust_domains: Vec<(String, Vec<String>)>,
+    pub written_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamState {
+    pub connected: bool,
+    /// Since when it has been connected (or not), seconds since the epoch.
+    pub since: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessState {
+    /// The argv, quoted as the log shows it.
+    pub argv: String,
+    pub pid: Option<u32>,
+    pub running: bool,
+    pub starts: u64,
+    /// How it last ended: `exit code N` or `signal SIGX`.
+    pub last_exit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PidFileState {
+    pub path: String,
+    pub last_pid: Option<i32>,
+    /// `signalled SIGHUP`, or the last error.
+    pub last_result: Option<String>,
+    pub at: Option<i64>,
 }
 
 pub type StatusTx = watch::Sender<Status>;
@@ -78,11 +137,44 @@ impl Status {
         for s in &cfg.jwt_svids {
             jwt.insert(key(&s.file.path), WriteStatus::Unwritten);
         }
+        let jwt_svids = cfg
+            .jwt_svids
+            .iter()
+            .map(|s| {
+                (
+                    key(&s.file.path),
+                    JwtSvidState {
+                        audiences: s.audiences(),
+                        ..JwtSvidState::default()
+                    },
+                )
+            })
+            .collect();
+        let mut streams = BTreeMap::new();
+        if cfg.x509.is_some() {
+            streams.insert("x509", StreamState::default());
+        }
+        if cfg.jwt_bundle.is_some() {
+            streams.insert("jwt_bundle", StreamState::default());
+        }
         Self {
             x509: cfg.x509.as_ref().map(|_| WriteStatus::Unwritten),
-            x509_not_after: None,
-            x509_info: None,
             jwt,
+            jwt_svids,
+            jwt_bundle: cfg.jwt_bundle.as_ref().map(|b| JwtBundleState {
+                key: key(&b.path),
+                ..JwtBundleState::default()
+            }),
+            streams,
+            process: cfg.process.cmd.as_ref().map(|c| ProcessState {
+                argv: crate::supervisor::shown(c),
+                ..ProcessState::default()
+            }),
+            pid_file: cfg.process.pid_file.as_ref().map(|p| PidFileState {
+                path: p.display().to_string(),
+                ..PidFileState::default()
+            }),
+            ..Self::default()
         }
     }
 
@@ -132,6 +224,116 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The `/status` document: everything the helper knows, for a person or
+    /// a script; never a key or a token.
+    pub fn document(&self, now: i64) -> String {
+        use serde_json::{json, Map, Value};
+        let time = |t: Option<i64>| t.map(crate::clock::rfc3339);
+        let mut doc = Map::new();
+        doc.insert("time".into(), json!(crate::clock::rfc3339(now)));
+        doc.insert("live".into(), json!(self.is_live(now)));
+        doc.insert("ready".into(), json!(self.is_ready()));
+        if let Some(st) = self.x509 {
+            let mut x = Map::new();
+            x.insert("status".into(), json!(st));
+            if let Some(i) = &self.x509_info {
+                x.insert("spiffe_id".into(), json!(i.spiffe_id));
+                x.insert("hint".into(), json!(i.hint));
+                x.insert("serial".into(), json!(i.serial));
+                x.insert(
+                    "not_before".into(),
+                    json!(crate::clock::rfc3339(i.not_before)),
+                );
+                x.insert(
+                    "not_after".into(),
+                    json!(crate::clock::rfc3339(i.not_after)),
+                );
+                let tds: Map<String, Value> = i
+                    .bundles
+                    .iter()
+                    .map(|(td, n)| (td.clone(), json!(n)))
+                    .collect();
+                x.insert("trust_domains".into(), Value::Object(tds));
+            }
+            x.insert("last_written".into(), json!(time(self.x509_written_at)));
+            doc.insert("x509".into(), Value::Object(x));
+        }
+        let svids: Vec<Value> = self
+            .jwt_svids
+            .iter()
+            .map(|(path, j)| {
+                json!({
+                    "path": path,
+                    "status": self.jwt.get(path),
+                    "audiences": j.audiences,
+                    "sub": j.sub,
+                    "expiry": time(j.expiry),
+                    "last_written": time(j.written_at),
+                })
+            })
+            .collect();
+        doc.insert("jwt_svids".into(), Value::Array(svids));
+        if let Some(b) = &self.jwt_bundle {
+            let tds: Map<String, Value> = b
+                .trust_domains
+                .iter()
+                .map(|(td, kids)| (td.clone(), json!(kids)))
+                .collect();
+            doc.insert(
+                "jwt_bundle".into(),
+                json!({
+                    "path": b.key,
+                    "status": self.jwt.get(&b.key),
+                    "trust_domains": tds,
+                    "last_written": time(b.written_at),
+                }),
+            );
+        }
+        let streams: Map<String, Value> = self
+            .streams
+            .iter()
+            .map(|(name, st)| {
+                (
+                    (*name).to_owned(),
+                    json!({
+                        "connected": st.connected,
+                        "since": time(st.since),
+                        "last_error": st.last_error,
+                    }),
+                )
+            })
+            .collect();
+        doc.insert("workload_api_streams".into(), Value::Object(streams));
+        if let Some(p) = &self.process {
+            doc.insert(
+                "process".into(),
+                json!({
+                    "argv": p.argv,
+                    "pid": p.pid,
+                    "running": p.running,
+                    "starts": p.starts,
+                    "last_exit": p.last_exit,
+                }),
+            );
+        }
+        if let Some(p) = &self.pid_file {
+            doc.insert(
+                "pid_file".into(),
+                json!({
+                    "path": p.path,
+                    "last_pid": p.last_pid,
+                    "last_result": p.last_result,
+                    "at": time(p.at),
+                }),
+            );
+        }
+        let mut text = serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
 /// Records one JWT file's status.
 pub fn set_jwt(tx: &StatusTx, path: &std::path::Path, status: WriteStatus) {
     let k = key(path);
@@ -147,9 +349,8 @@ mod tests {
         jwt.insert("certs/jwt.token".to_owned(), WriteStatus::Unwritten);
         Status {
             x509: Some(WriteStatus::Unwritten),
-            x509_not_after: None,
-            x509_info: None,
             jwt,
+            ..Status::default()
         }
     }
 
@@ -204,12 +405,7 @@ mod tests {
             s.body(true),
             r#"{"status":"OK","health":{"file_write_statuses":{"x509_write_status":"written","jwt_write_status":{"certs/jwt.token":"written"}}}}"#
         );
-        let none = Status {
-            x509: None,
-            x509_not_after: None,
-            x509_info: None,
-            jwt: BTreeMap::new(),
-        };
+        let none = Status::default();
         assert_eq!(
             none.body(false),
             r#"{"status":"Service Unavailable","health":{"file_write_statuses":{"jwt_write_status":{}}}}"#

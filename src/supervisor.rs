@@ -1,6 +1,6 @@
-//! Process supervision (SPEC §6): after each successful X.509 write, start
-//! `cmd` or send it `renew_signal`, and signal the process named by
-//! `pid_file_name`.
+//! Process supervision (SPEC §6, §9): after each successful X.509 write,
+//! start `cmd` or send it `renew_signal`, and signal the process named by
+//! `pid_file_name`; when `cmd` exits, follow `cmd_exit_policy`.
 //!
 //! One task owns the child. Renewals arrive as a sequence number on a
 //! `watch` channel, so a burst of rotations coalesces into one signal and
@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -19,7 +19,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::config::{Command, ProcessConfig};
+use crate::backoff::Backoff;
+use crate::config::{Command, ExitPolicy, ProcessConfig};
+use crate::metrics::Metrics;
+use crate::status::StatusTx;
 
 /// How long a child may take to exit after the shutdown signal.
 pub const CHILD_GRACE: Duration = Duration::from_secs(10);
@@ -28,16 +31,56 @@ pub const CHILD_GRACE: Duration = Duration::from_secs(10);
 const PID_TRIES: u32 = 10;
 const PID_FIRST_DELAY: Duration = Duration::from_millis(100);
 
-/// Runs until `stop` carries a signal; then forwards it to the child, waits
-/// up to [`CHILD_GRACE`] (then SIGKILL) and returns.
+/// `cmd_exit_policy = "restart"`: the delays, and how long a child must
+/// have run for the next crash to start from the first delay again.
+const RESTART_FIRST: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// The exit code of a shell for a program that cannot be found or run.
+const EXIT_CANNOT_RUN: u8 = 127;
+
+/// The argv as the log shows it, quoted unambiguously.
+pub fn shown(cmd: &Command) -> String {
+    shell_words::join(
+        std::iter::once(cmd.program.as_str()).chain(cmd.args.iter().map(String::as_str)),
+    )
+}
+
+/// How the supervisor ended, for the helper's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Stopped by the shutdown signal.
+    Stopped {
+        /// With `cmd_exit_policy = "exit"`, the child's exit code.
+        child_code: Option<u8>,
+    },
+    /// `cmd_exit_policy = "exit"` and the child exited by itself.
+    ChildExited(u8),
+}
+
+/// Where the supervisor reports.
+#[derive(Clone)]
+pub struct Reports {
+    pub status: StatusTx,
+    pub metrics: Metrics,
+}
+
+/// Runs until `stop` carries a signal (then forwards it to the child, waits
+/// up to [`CHILD_GRACE`], then SIGKILL) or, with `cmd_exit_policy = "exit"`,
+/// until the child exits.
 pub async fn run(
     cfg: ProcessConfig,
     mut renewals: watch::Receiver<u64>,
     mut stop: watch::Receiver<Option<Signal>>,
-) {
-    let mut child: Option<Child> = None;
+    reports: Reports,
+) -> Ended {
+    let mut child: Option<Running> = None;
     let mut pid_retry: Option<JoinHandle<()>> = None;
     let mut renewals_open = true;
+    let mut restart_at: Option<tokio::time::Instant> = None;
+    let mut restart_backoff = Backoff::new(RESTART_FIRST, RESTART_MAX);
+    let exit_mode = cfg.exit_policy == ExitPolicy::Exit;
     loop {
         tokio::select! {
             biased;
@@ -47,15 +90,41 @@ pub async fn run(
                     if let Some(h) = pid_retry.take() {
                         h.abort();
                     }
-                    if let Some(c) = child.take() {
-                        stop_child(c, sig).await;
-                    }
-                    return;
+                    let code = match child.take() {
+                        Some(c) => stop_child(c, sig, &reports).await,
+                        None => None,
+                    };
+                    return Ended::Stopped { child_code: code.filter(|_| exit_mode) };
                 }
             }
             status = wait(&mut child) => {
-                child = None;
-                log_exit(status);
+                let Some(ran) = child.take() else { continue };
+                let code = record_exit(&status, &reports);
+                match cfg.exit_policy {
+                    ExitPolicy::Exit => {
+                        info!("cmd exited; the helper exits with its code (cmd_exit_policy = \"exit\")");
+                        return Ended::ChildExited(code.unwrap_or(1));
+                    }
+                    ExitPolicy::Restart => {
+                        if ran.started.elapsed() >= RESTART_RESET_AFTER {
+                            restart_backoff.reset();
+                        }
+                        let delay = restart_backoff.next_delay();
+                        info!("cmd will be started again in {:.1}s (cmd_exit_policy = \"restart\")", delay.as_secs_f64());
+                        restart_at = Some(tokio::time::Instant::now() + delay);
+                    }
+                    ExitPolicy::RelaunchOnRenewal => {
+                        info!("cmd will be started again at the next renewal");
+                    }
+                }
+            }
+            () = sleep_until(restart_at), if restart_at.is_some() => {
+                restart_at = None;
+                if let Some(cmd) = &cfg.cmd {
+                    if child.is_none() {
+                        child = start(cmd, cfg.renew_signal, &reports);
+                    }
+                }
             }
             changed = renewals.changed(), if renewals_open => {
                 if changed.is_err() {
@@ -64,62 +133,116 @@ pub async fn run(
                 }
                 renewals.borrow_and_update();
                 if let Some(cmd) = &cfg.cmd {
-                    renew_child(cmd, cfg.renew_signal, &mut child);
+                    if let Some(c) = &child {
+                        signal_child(c, cfg.renew_signal, &reports);
+                    } else {
+                        restart_at = None;
+                        child = start(cmd, cfg.renew_signal, &reports);
+                        if child.is_none() && exit_mode {
+                            return Ended::ChildExited(EXIT_CANNOT_RUN);
+                        }
+                    }
                 }
                 if let (Some(path), Some(sig)) = (&cfg.pid_file, cfg.renew_signal) {
                     // A new renewal supersedes a retry still under way.
                     if let Some(h) = pid_retry.take() {
                         h.abort();
                     }
-                    pid_retry = Some(tokio::spawn(signal_pid_file(path.clone(), sig)));
+                    pid_retry = Some(tokio::spawn(signal_pid_file(path.clone(), sig, reports.clone())));
                 }
             }
         }
     }
 }
 
-/// Waits for the child to exit; pending forever when there is none.
-async fn wait(child: &mut Option<Child>) -> std::io::Result<ExitStatus> {
-    match child {
-        Some(c) => c.wait().await,
+/// A running child and when it started.
+struct Running {
+    child: Child,
+    started: Instant,
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }
 
-fn log_exit(status: std::io::Result<ExitStatus>) {
-    use std::os::unix::process::ExitStatusExt as _;
-    match status {
-        Ok(s) => match (s.code(), s.signal()) {
-            (Some(code), _) => info!(
-                code,
-                "cmd exited; it will be started again at the next renewal"
-            ),
-            (None, Some(sig)) => {
-                let name = Signal::try_from(sig)
-                    .map_or_else(|_| sig.to_string(), |s| s.as_str().to_owned());
-                info!(signal = %name, "cmd was killed by a signal; it will be started again at the next renewal");
-            }
-            _ => info!("cmd exited"),
-        },
-        Err(e) => error!("waiting for cmd failed: {e}"),
+/// Waits for the child to exit; pending forever when there is none.
+async fn wait(child: &mut Option<Running>) -> std::io::Result<ExitStatus> {
+    match child {
+        Some(c) => c.child.wait().await,
+        None => std::future::pending().await,
     }
 }
 
-/// Starts the child if none runs, else sends it the renew signal.
-fn renew_child(cmd: &Command, sig: Option<Signal>, child: &mut Option<Child>) {
-    if let Some(c) = child {
-        let Some(sig) = sig else { return };
-        // `id()` is None once the child has been reaped: never signal a stale pid.
-        if let Some(pid) = c.id() {
-            match kill(raw_pid(pid), sig) {
-                Ok(()) => info!(pid, signal = sig.as_str(), "signalled cmd"),
-                Err(e) => error!(pid, signal = sig.as_str(), "cannot signal cmd: {e}"),
+/// The exit code a shell would report: the code, or 128 + the signal.
+pub fn exit_code(status: &ExitStatus) -> Option<u8> {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Some(u8::try_from(code & 0xff).unwrap_or(1)),
+        (None, Some(sig)) => Some(u8::try_from(128 + (sig & 0x7f)).unwrap_or(255)),
+        _ => None,
+    }
+}
+
+/// Logs an exit and records it; returns the exit code.
+fn record_exit(status: &std::io::Result<ExitStatus>, reports: &Reports) -> Option<u8> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let (code, text) = match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => {
+                info!(code, "cmd exited");
+                (exit_code(s), format!("exit code {code}"))
+            }
+            (None, Some(sig)) => {
+                let name = Signal::try_from(sig)
+                    .map_or_else(|_| sig.to_string(), |s| s.as_str().to_owned());
+                info!(signal = %name, "cmd was killed by a signal");
+                (exit_code(s), format!("signal {name}"))
+            }
+            _ => {
+                info!("cmd exited");
+                (None, "exited".to_owned())
+            }
+        },
+        Err(e) => {
+            error!("waiting for cmd failed: {e}");
+            (None, format!("unknown ({e})"))
+        }
+    };
+    reports.metrics.cmd_exited(code.map(i64::from));
+    reports.status.send_modify(|s| {
+        if let Some(p) = &mut s.process {
+            p.running = false;
+            p.pid = None;
+            p.last_exit = Some(text);
+        }
+    });
+    code
+}
+
+/// Sends the renew signal to the running child (none set: nothing).
+fn signal_child(c: &Running, sig: Option<Signal>, reports: &Reports) {
+    let Some(sig) = sig else { return };
+    // `id()` is None once the child has been reaped: never signal a stale pid.
+    if let Some(pid) = c.child.id() {
+        match kill(raw_pid(pid), sig) {
+            Ok(()) => {
+                info!(pid, signal = sig.as_str(), "signalled cmd");
+                reports.metrics.renew_signal("cmd", true);
+            }
+            Err(e) => {
+                error!(pid, signal = sig.as_str(), "cannot signal cmd: {e}");
+                reports.metrics.renew_signal("cmd", false);
             }
         }
-        return;
     }
-    let argv = std::iter::once(cmd.program.as_str()).chain(cmd.args.iter().map(String::as_str));
-    let shown = shell_words::join(argv);
+}
+
+/// Starts `cmd`; `None` (logged) when it cannot be started.
+fn start(cmd: &Command, sig: Option<Signal>, reports: &Reports) -> Option<Running> {
+    let argv = shown(cmd);
     let mut command = TokioCommand::new(&cmd.program);
     command
         .args(&cmd.args)
@@ -131,10 +254,30 @@ fn renew_child(cmd: &Command, sig: Option<Signal>, child: &mut Option<Child>) {
     }
     match command.spawn() {
         Ok(c) => {
-            info!(pid = c.id().unwrap_or(0), argv = %shown, "started cmd");
-            *child = Some(c);
+            let pid = c.id();
+            info!(pid = pid.unwrap_or(0), argv = %argv, "started cmd");
+            reports.metrics.cmd_started();
+            reports.status.send_modify(|s| {
+                if let Some(p) = &mut s.process {
+                    p.running = true;
+                    p.pid = pid;
+                    p.starts += 1;
+                }
+            });
+            Some(Running {
+                child: c,
+                started: Instant::now(),
+            })
         }
-        Err(e) => error!(argv = %shown, "cannot start cmd: {e}"),
+        Err(e) => {
+            error!(argv = %argv, program = %cmd.program, "cannot start cmd: {e}");
+            reports.status.send_modify(|s| {
+                if let Some(p) = &mut s.process {
+                    p.last_exit = Some(format!("not started: {e}"));
+                }
+            });
+            None
+        }
     }
 }
 
@@ -171,9 +314,9 @@ fn raw_pid(pid: u32) -> Pid {
 }
 
 /// Sends `sig` to the child, waits for it up to the grace period, then
-/// kills it.
-async fn stop_child(mut c: Child, sig: Signal) {
-    if let Some(pid) = c.id() {
+/// kills it. Returns its exit code.
+async fn stop_child(mut c: Running, sig: Signal, reports: &Reports) -> Option<u8> {
+    if let Some(pid) = c.child.id() {
         info!(
             pid,
             signal = sig.as_str(),
@@ -181,28 +324,45 @@ async fn stop_child(mut c: Child, sig: Signal) {
         );
         let _ = kill(raw_pid(pid), sig);
     }
-    if let Ok(status) = tokio::time::timeout(CHILD_GRACE, c.wait()).await {
-        log_exit(status);
+    let status = if let Ok(status) = tokio::time::timeout(CHILD_GRACE, c.child.wait()).await {
+        status
     } else {
         warn!(
             "cmd did not exit within {}s; killing it",
             CHILD_GRACE.as_secs()
         );
-        let _ = c.kill().await;
-    }
+        let _ = c.child.kill().await;
+        c.child.wait().await
+    };
+    record_exit(&status, reports)
 }
 
 /// Reads the pid file and signals that process, retrying on failure.
-async fn signal_pid_file(path: PathBuf, sig: Signal) {
+async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
     let mut delay = PID_FIRST_DELAY;
+    let record = |pid: Option<i32>, result: String| {
+        reports.status.send_modify(|s| {
+            if let Some(p) = &mut s.pid_file {
+                if pid.is_some() {
+                    p.last_pid = pid;
+                }
+                p.last_result = Some(result);
+                p.at = Some(crate::clock::unix_now());
+            }
+        });
+    };
     for attempt in 1..=PID_TRIES {
         match signal_pid_once(&path, sig) {
             Ok(pid) => {
                 info!(pid, signal = sig.as_str(), pid_file = %path.display(), "signalled process from pid file");
+                reports.metrics.renew_signal("pid_file", true);
+                record(Some(pid), format!("signalled {}", sig.as_str()));
                 return;
             }
             Err(e) if attempt == PID_TRIES => {
                 error!(pid_file = %path.display(), "giving up signalling after {PID_TRIES} tries: {e}");
+                reports.metrics.renew_signal("pid_file", false);
+                record(None, format!("gave up after {PID_TRIES} tries: {e}"));
                 return;
             }
             Err(e) => {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::{sleep_or_cancel, Backoff};
+use crate::publish::Publisher;
 use crate::workload::{ErrorKind, WorkloadError};
 
 /// How many identical warnings are logged before they turn into reminders.
@@ -22,13 +23,20 @@ pub const LOUD: u32 = 3;
 pub const REMIND_EVERY: Duration = Duration::from_secs(180);
 
 /// Subscribes with `open` and calls `handle` for each message until `token`
-/// is cancelled. `on_failure` is told of every failure (to mark a status).
+/// is cancelled. `on_failure` is told of every failure (to mark a status);
+/// the stream's state goes to the status (`key`) and the metrics.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the one loop's seams, each used once"
+)]
 pub async fn run<T, S, Open, OpenFut, Handle, HandleFut>(
     name: &'static str,
+    key: &'static str,
     socket: &std::path::Path,
     open: Open,
     mut handle: Handle,
     mut on_failure: impl FnMut(&WorkloadError),
+    publisher: &Publisher,
     token: CancellationToken,
 ) where
     S: Stream<Item = Result<T, WorkloadError>> + Unpin,
@@ -53,6 +61,7 @@ pub async fn run<T, S, Open, OpenFut, Handle, HandleFut>(
                         Some(Ok(item)) => {
                             backoff.reset();
                             reporter.recovered();
+                            stream_state(publisher, key, None);
                             handle(item).await;
                         }
                         Some(Err(e)) => return e,
@@ -63,12 +72,34 @@ pub async fn run<T, S, Open, OpenFut, Handle, HandleFut>(
         };
         on_failure(&ended);
         reporter.failed(&ended);
+        stream_state(publisher, key, Some(&ended));
+        publisher.metrics().stream_reconnect(key);
         let delay = backoff.next_delay();
         debug!("{name}: subscribing again in {} ms", delay.as_millis());
         if sleep_or_cancel(&token, delay).await {
             return;
         }
     }
+}
+
+/// Records a stream as up (`None`) or down with its error.
+fn stream_state(publisher: &Publisher, key: &'static str, error: Option<&WorkloadError>) {
+    let connected = error.is_none();
+    publisher.metrics().stream(key, connected);
+    let now = crate::clock::unix_now();
+    let text = error.map(ToString::to_string);
+    publisher.status().send_if_modified(|s| {
+        let st = s.streams.entry(key).or_default();
+        let was = (st.connected, st.since.is_some(), st.last_error.clone());
+        if st.connected != connected || st.since.is_none() {
+            st.since = Some(now);
+        }
+        st.connected = connected;
+        if text.is_some() {
+            st.last_error.clone_from(&text);
+        }
+        was != (st.connected, st.since.is_some(), st.last_error.clone())
+    });
 }
 
 /// Log de-duplication for one stream (or one refresher).

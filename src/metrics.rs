@@ -1,0 +1,340 @@
+//! Prometheus metrics (OpenMetrics text), all prefixed `spiffe_helper_`.
+//!
+//! Values change when events happen (a write, a stream going down, a child
+//! exiting); nothing is computed on a timer, so an idle helper uses no CPU.
+//! A scrape only encodes what is there.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+type IntGauge = Gauge<i64, AtomicI64>;
+
+/// Every metric the helper exports; cheap to clone (shared).
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    x509_expiry: FloatGauge,
+    x509_not_before: FloatGauge,
+    jwt_expiry: Family<Labels, FloatGauge>,
+    writes: Family<Labels, Counter>,
+    unchanged: Family<Labels, Counter>,
+    write_failures: Family<Labels, Counter>,
+    last_write: Family<Labels, FloatGauge>,
+    stream_up: Family<Labels, IntGauge>,
+    stream_reconnects: Family<Labels, Counter>,
+    bundle_certificates: Family<Labels, IntGauge>,
+    jwt_bundle_keys: Family<Labels, IntGauge>,
+    cmd_running: IntGauge,
+    cmd_starts: Counter,
+    cmd_last_exit_code: IntGauge,
+    renew_signals: Family<Labels, Counter>,
+    renew_signal_failures: Family<Labels, Counter>,
+}
+
+/// Which output a write concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    X509,
+    JwtBundle,
+    JwtSvid,
+}
+
+impl OutputKind {
+    fn name(self) -> &'static str {
+        match self {
+            OutputKind::X509 => "x509",
+            OutputKind::JwtBundle => "jwt_bundle",
+            OutputKind::JwtSvid => "jwt_svid",
+        }
+    }
+}
+
+fn output(kind: OutputKind, file: &str) -> Labels {
+    vec![
+        ("output", kind.name().to_owned()),
+        ("file", file.to_owned()),
+    ]
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("spiffe_helper");
+        r.register(
+            "build",
+            "The helper's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION").to_owned())]),
+        );
+        let inner = Inner {
+            x509_expiry: FloatGauge::default(),
+            x509_not_before: FloatGauge::default(),
+            jwt_expiry: Family::default(),
+            writes: Family::default(),
+            unchanged: Family::default(),
+            write_failures: Family::default(),
+            last_write: Family::default(),
+            stream_up: Family::default(),
+            stream_reconnects: Family::default(),
+            bundle_certificates: Family::default(),
+            jwt_bundle_keys: Family::default(),
+            cmd_running: IntGauge::default(),
+            cmd_starts: Counter::default(),
+            cmd_last_exit_code: IntGauge::default(),
+            renew_signals: Family::default(),
+            renew_signal_failures: Family::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "x509_svid_expiry_timestamp_seconds",
+            "NotAfter of the X.509 SVID on disk, seconds since the epoch",
+            inner.x509_expiry.clone(),
+        );
+        r.register(
+            "x509_svid_not_before_timestamp_seconds",
+            "NotBefore of the X.509 SVID on disk, seconds since the epoch",
+            inner.x509_not_before.clone(),
+        );
+        r.register(
+            "jwt_svid_expiry_timestamp_seconds",
+            "Expiry of the JWT-SVID on disk, by file, seconds since the epoch",
+            inner.jwt_expiry.clone(),
+        );
+        r.register(
+            "writes",
+            "Updates written to disk, by output and file",
+            inner.writes.clone(),
+        );
+        r.register(
+            "unchanged_updates",
+            "Updates identical to the files on disk, so not written, by output and file",
+            inner.unchanged.clone(),
+        );
+        r.register(
+            "write_failures",
+            "Updates that could not be written (the previous files were kept), by output and file",
+            inner.write_failures.clone(),
+        );
+        r.register(
+            "last_write_timestamp_seconds",
+            "Time of the last successful write, by output and file, seconds since the epoch",
+            inner.last_write.clone(),
+        );
+        r.register(
+            "workload_api_stream_up",
+            "1 while the Workload API stream delivers updates, 0 while it is down, by stream",
+            inner.stream_up.clone(),
+        );
+        r.register(
+            "workload_api_stream_reconnects",
+            "Times a Workload API stream broke and was subscribed again, by stream",
+            inner.stream_reconnects.clone(),
+        );
+        r.register(
+            "bundle_certificates",
+            "Root certificates in the X.509 bundle the agent sent, by trust domain",
+            inner.bundle_certificates.clone(),
+        );
+        r.register(
+            "jwt_bundle_keys",
+            "Keys in the JWT bundle the agent sent, by trust domain",
+            inner.jwt_bundle_keys.clone(),
+        );
+        r.register(
+            "cmd_running",
+            "1 while cmd runs, else 0",
+            inner.cmd_running.clone(),
+        );
+        r.register(
+            "cmd_starts",
+            "Times cmd was started",
+            inner.cmd_starts.clone(),
+        );
+        r.register(
+            "cmd_last_exit_code",
+            "Exit code of cmd's last exit (128 + the signal number if a signal ended it)",
+            inner.cmd_last_exit_code.clone(),
+        );
+        r.register(
+            "renew_signals",
+            "Renew signals sent, by target (cmd, pid_file)",
+            inner.renew_signals.clone(),
+        );
+        r.register(
+            "renew_signal_failures",
+            "Renew signals that could not be sent, by target (cmd, pid_file)",
+            inner.renew_signal_failures.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry: r,
+                ..inner
+            }),
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.inner.registry);
+        out
+    }
+
+    pub fn written(&self, kind: OutputKind, file: &str, now: i64, changed: bool) {
+        let l = output(kind, file);
+        if changed {
+            self.inner.writes.get_or_create(&l).inc();
+        } else {
+            self.inner.unchanged.get_or_create(&l).inc();
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "seconds since the epoch are far below 2^52"
+        )]
+        self.inner.last_write.get_or_create(&l).set(now as f64);
+    }
+
+    pub fn write_failed(&self, kind: OutputKind, file: &str) {
+        self.inner
+            .write_failures
+            .get_or_create(&output(kind, file))
+            .inc();
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "seconds since the epoch are far below 2^52"
+    )]
+    pub fn x509_svid(&self, not_before: i64, not_after: i64, bundles: &[(String, usize)]) {
+        self.inner.x509_expiry.set(not_after as f64);
+        self.inner.x509_not_before.set(not_before as f64);
+        self.inner.bundle_certificates.clear();
+        for (td, n) in bundles {
+            self.inner
+                .bundle_certificates
+                .get_or_create(&vec![("trust_domain", td.clone())])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "seconds since the epoch are far below 2^52"
+    )]
+    pub fn jwt_svid(&self, file: &str, expiry: i64) {
+        self.inner
+            .jwt_expiry
+            .get_or_create(&vec![("file", file.to_owned())])
+            .set(expiry as f64);
+    }
+
+    pub fn jwt_bundle(&self, trust_domains: &[(String, Vec<String>)]) {
+        self.inner.jwt_bundle_keys.clear();
+        for (td, keys) in trust_domains {
+            self.inner
+                .jwt_bundle_keys
+                .get_or_create(&vec![("trust_domain", td.clone())])
+                .set(i64::try_from(keys.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub fn stream(&self, stream: &'static str, up: bool) {
+        self.inner
+            .stream_up
+            .get_or_create(&vec![("stream", stream.to_owned())])
+            .set(i64::from(up));
+    }
+
+    pub fn stream_reconnect(&self, stream: &'static str) {
+        self.inner
+            .stream_reconnects
+            .get_or_create(&vec![("stream", stream.to_owned())])
+            .inc();
+    }
+
+    pub fn cmd_started(&self) {
+        self.inner.cmd_starts.inc();
+        self.inner.cmd_running.set(1);
+    }
+
+    pub fn cmd_exited(&self, code: Option<i64>) {
+        self.inner.cmd_running.set(0);
+        if let Some(c) = code {
+            self.inner.cmd_last_exit_code.set(c);
+        }
+    }
+
+    pub fn renew_signal(&self, target: &'static str, ok: bool) {
+        let l = vec![("target", target.to_owned())];
+        if ok {
+            self.inner.renew_signals.get_or_create(&l).inc();
+        } else {
+            self.inner.renew_signal_failures.get_or_create(&l).inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_described_and_prefixed() {
+        let m = Metrics::new();
+        m.written(OutputKind::X509, "certs/svid.pem", 100, true);
+        m.x509_svid(
+            50,
+            200,
+            &[("example.org".into(), 2), ("other.test".into(), 1)],
+        );
+        m.stream("x509", true);
+        m.cmd_started();
+        m.cmd_exited(Some(3));
+        m.renew_signal("pid_file", false);
+        let text = m.encode();
+        assert!(text.contains(&format!(
+            "spiffe_helper_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(
+            text.contains("spiffe_helper_x509_svid_expiry_timestamp_seconds 200.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spiffe_helper_writes_total{output=\"x509\",file=\"certs/svid.pem\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("spiffe_helper_bundle_certificates{trust_domain=\"example.org\"} 2"));
+        assert!(text.contains("spiffe_helper_cmd_last_exit_code 3"));
+        assert!(text.contains("spiffe_helper_renew_signal_failures_total{target=\"pid_file\"} 1"));
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            assert!(name.starts_with("spiffe_helper_"), "{line}");
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}"
+            );
+        }
+        // A trust domain the agent no longer sends disappears.
+        m.x509_svid(50, 200, &[("example.org".into(), 1)]);
+        assert!(!m.encode().contains("other.test"));
+    }
+}
