@@ -27,6 +27,8 @@ mod read;
 mod rules;
 mod suggest;
 mod tree;
+#[cfg(test)]
+mod upstream_examples;
 
 /// Validated configuration.
 #[derive(Debug, Clone)]

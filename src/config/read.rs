@@ -259,15 +259,11 @@ fn find_key(key: &str, known: &'static [&'static str]) -> Option<&'static str> {
 /// five of them.
 fn line_list(lines: &[usize]) -> String {
     const SHOWN: usize = 5;
-    let mut shown: Vec<String> = lines.iter().take(SHOWN).map(usize::to_string).collect();
-    if lines.len() > SHOWN {
-        return format!("{}, …", shown.join(", "));
-    }
-    let last = shown.pop().unwrap_or_default();
-    if shown.is_empty() {
-        last
-    } else {
-        format!("{} and {last}", shown.join(", "))
+    let shown: Vec<String> = lines.iter().take(SHOWN).map(usize::to_string).collect();
+    match shown.split_last() {
+        _ if lines.len() > SHOWN => format!("{}, …", shown.join(", ")),
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => shown.join(""),
     }
 }
 
@@ -1313,6 +1309,7 @@ health_checks = { listener_enabled = true }
     #[test]
     fn helpers() {
         assert_eq!(rwx(0o640), "rw-r-----");
+        assert_eq!(line_list(&[7]), "7");
         assert_eq!(line_list(&[1, 2]), "1 and 2");
         assert_eq!(line_list(&[1, 2, 3]), "1, 2 and 3");
         assert_eq!(line_list(&[1, 2, 3, 4, 5, 6]), "1, 2, 3, 4, 5, …");

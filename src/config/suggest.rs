@@ -6,29 +6,43 @@ const LONGEST: usize = 64;
 
 /// The valid key closest to `key`, if one is close enough: a few edits
 /// away (a third of the length, at least two), or a prefix of it, or it a
-/// prefix of the valid key. Case is ignored.
+/// prefix of the valid key. Case is ignored; `known` is lower-case ASCII.
 pub fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     if key.is_empty() || key.len() > LONGEST * 4 || key.chars().count() > LONGEST {
         return None;
     }
-    let key = key.to_lowercase();
-    let (best, d) = known
-        .iter()
-        .map(|k| (*k, edit_distance(&key, k)))
-        .min_by_key(|(_, d)| *d)?;
-    let limit = (key.chars().count().max(best.len()) / 3).max(2);
-    (d <= limit || best.starts_with(key.as_str()) || key.starts_with(best)).then_some(best)
+    let lower = key.to_lowercase();
+    let chars: Vec<char> = lower.chars().collect();
+    let mut best: Option<(&'a str, usize)> = None;
+    for k in known {
+        // The distance is at least the difference in length: skip a key
+        // that cannot beat the best so far.
+        if best.is_some_and(|(_, d)| chars.len().abs_diff(k.len()) >= d) {
+            continue;
+        }
+        let d = edit_distance(&chars, k);
+        if best.is_none_or(|(_, bd)| d < bd) {
+            best = Some((k, d));
+        }
+    }
+    let (best, d) = best?;
+    let limit = (chars.len().max(best.len()) / 3).max(2);
+    (d <= limit || best.starts_with(lower.as_str()) || lower.starts_with(best)).then_some(best)
 }
 
-/// Levenshtein distance in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
+/// Levenshtein distance between `a` and a known key of at most
+/// [`LONGEST`] characters.
+fn edit_distance(a: &[char], b: &str) -> usize {
+    let b: Vec<char> = b.chars().take(LONGEST).collect();
+    let mut prev = [0usize; LONGEST + 1];
+    let mut cur = [0usize; LONGEST + 1];
+    for (j, slot) in prev.iter_mut().enumerate().take(b.len() + 1) {
+        *slot = j;
+    }
+    for (i, ca) in a.iter().enumerate() {
         cur[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != *cb);
+            let substitute = prev[j] + usize::from(ca != cb);
             cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         std::mem::swap(&mut prev, &mut cur);
@@ -61,10 +75,12 @@ mod tests {
 
     #[test]
     fn distances() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("abc", "abc"), 0);
-        assert_eq!(edit_distance("é", "e"), 1);
+        let d = |a: &str, b: &str| edit_distance(&a.chars().collect::<Vec<_>>(), b);
+        assert_eq!(d("kitten", "sitting"), 3);
+        assert_eq!(d("", "abc"), 3);
+        assert_eq!(d("abc", "abc"), 0);
+        assert_eq!(d("é", "e"), 1);
+        assert_eq!(d("abc", ""), 3);
     }
 
     #[test]
