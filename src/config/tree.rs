@@ -86,8 +86,10 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Parses HCL or JSON text.
+/// Parses HCL or JSON text. A leading byte order mark is skipped (HCL v1
+/// would call it an illegal character).
 pub fn parse(text: &str) -> Result<Document, SyntaxError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
         Ok(Document {
             format: Format::Json,
@@ -152,6 +154,9 @@ mod tests {
         assert_eq!(parse(" \n{\"a\": 1}").unwrap().format, Format::Json);
         assert_eq!(parse("a = 1").unwrap().format, Format::Hcl);
         assert_eq!(parse("").unwrap().format, Format::Hcl);
+        // A byte order mark is skipped, before either syntax.
+        assert_eq!(parse("\u{feff}{\"a\": 1}").unwrap().format, Format::Json);
+        assert_eq!(parse("\u{feff}a = 1").unwrap().entries.len(), 1);
     }
 
     #[test]
