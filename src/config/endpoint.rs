@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use super::tree::quote;
+
 pub const ENV: &str = "SPIFFE_ENDPOINT_SOCKET";
 pub const DEFAULT_SOCKET: &str = "/tmp/spire-agent/public/api.sock";
 
@@ -13,7 +15,8 @@ pub fn socket_path(address: &str) -> Result<PathBuf, String> {
         // unix:///path: an empty authority, then the absolute path.
         if !rest.starts_with('/') {
             return Err(format!(
-                "{address:?} has a host part; write unix:///path/to/socket or a plain path"
+                "{} has a host part; write unix:///path/to/socket or a plain path",
+                quote(address)
             ));
         }
         rest
@@ -21,13 +24,14 @@ pub fn socket_path(address: &str) -> Result<PathBuf, String> {
         rest
     } else if address.starts_with("tcp:") {
         return Err(format!(
-            "{address:?} is a TCP address; only a Unix socket is supported"
+            "{} is a TCP address; only a Unix socket is supported",
+            quote(address)
         ));
     } else {
         address
     };
     if path.is_empty() {
-        return Err(format!("{address:?} names no socket path"));
+        return Err(format!("{} names no socket path", quote(address)));
     }
     Ok(PathBuf::from(path))
 }

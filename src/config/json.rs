@@ -1,0 +1,429 @@
+//! A JSON configuration (RFC 8259), read into the same tree as HCL: keys in
+//! file order with repeats kept (HCL v1 decodes a repeated JSON key like a
+//! repeated HCL one), every key with its line, numbers with their literal
+//! text. One pass over the text, nesting bounded by [`MAX_DEPTH`].
+
+use super::tree::{floor_char_boundary, Entry, Node, SyntaxError, Value, MAX_DEPTH};
+
+pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
+    let mut p = Json {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        line: 1,
+        line_start: 0,
+        depth: 0,
+    };
+    p.blank();
+    let top = p.value()?;
+    p.blank();
+    if p.pos < text.len() {
+        return Err(p.error("unexpected text after the end of the JSON document".to_owned()));
+    }
+    match top.value {
+        Value::Object(entries) => Ok(entries),
+        _ => Err(SyntaxError {
+            line: 1,
+            column: 1,
+            message: "a JSON configuration must be an object".to_owned(),
+        }),
+    }
+}
+
+struct Json<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    line: usize,
+    line_start: usize,
+    depth: usize,
+}
+
+impl Json<'_> {
+    fn error(&self, message: String) -> SyntaxError {
+        let offset = floor_char_boundary(self.text, self.pos);
+        SyntaxError {
+            line: self.line,
+            column: self.text[self.line_start..offset].chars().count() + 1,
+            message,
+        }
+    }
+
+    fn byte(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn blank(&mut self) {
+        while let Some(b) = self.byte() {
+            match b {
+                b' ' | b'\t' | b'\r' => self.pos += 1,
+                b'\n' => {
+                    self.pos += 1;
+                    self.line += 1;
+                    self.line_start = self.pos;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn found(&self) -> String {
+        match self.text[self.pos..].chars().next() {
+            None => "the end of the file".to_owned(),
+            Some(c) => format!("{c:?}"),
+        }
+    }
+
+    fn expect(&mut self, b: u8, what: &str) -> Result<(), SyntaxError> {
+        if self.byte() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(format!("expected {what}, found {}", self.found())))
+        }
+    }
+
+    /// A value, after any blanks.
+    fn value(&mut self) -> Result<Node, SyntaxError> {
+        let line = self.line;
+        let value = match self.byte() {
+            Some(b'{') => Value::Object(self.object()?),
+            Some(b'[') => Value::List(self.array()?),
+            Some(b'"') => Value::Str(self.string()?),
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            Some(b't') => self.word("true", Value::Bool(true))?,
+            Some(b'f') => self.word("false", Value::Bool(false))?,
+            Some(b'n') => self.word("null", Value::Null)?,
+            _ => return Err(self.error(format!("expected a JSON value, found {}", self.found()))),
+        };
+        Ok(Node { line, value })
+    }
+
+    fn word(&mut self, word: &str, value: Value) -> Result<Value, SyntaxError> {
+        if self.text[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error(format!("expected a JSON value, found {}", self.found())))
+        }
+    }
+
+    fn deeper(&mut self) -> Result<(), SyntaxError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format!(
+                "arrays and objects nest more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn object(&mut self) -> Result<Vec<Entry>, SyntaxError> {
+        self.deeper()?;
+        self.pos += 1;
+        let mut entries = Vec::new();
+        self.blank();
+        if self.byte() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(entries);
+        }
+        loop {
+            self.blank();
+            if self.byte() != Some(b'"') {
+                return Err(self.error(format!(
+                    "expected a key in double quotes, found {}",
+                    self.found()
+                )));
+            }
+            let line = self.line;
+            let key = self.string()?;
+            self.blank();
+            self.expect(b':', "':' after the key")?;
+            self.blank();
+            let node = self.value()?;
+            entries.push(Entry {
+                key,
+                quoted: false,
+                labels: Vec::new(),
+                line,
+                node,
+            });
+            self.blank();
+            match self.byte() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(entries);
+                }
+                _ => {
+                    return Err(self.error(format!(
+                        "expected ',' or '}}' after an object member, found {}",
+                        self.found()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn array(&mut self) -> Result<Vec<Node>, SyntaxError> {
+        self.deeper()?;
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.blank();
+        if self.byte() == Some(b']') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(items);
+        }
+        loop {
+            self.blank();
+            items.push(self.value()?);
+            self.blank();
+            match self.byte() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(items);
+                }
+                _ => {
+                    return Err(self.error(format!(
+                        "expected ',' or ']' after an array element, found {}",
+                        self.found()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, SyntaxError> {
+        let digits = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let Some(digits) = digits else {
+            return Err(self.error("\\u needs four hexadecimal digits".to_owned()));
+        };
+        let v = u32::from_str_radix(digits, 16).map_err(|e| self.error(e.to_string()))?;
+        self.pos += 4;
+        Ok(v)
+    }
+
+    fn string(&mut self) -> Result<String, SyntaxError> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            // Copy the plain run up to the next quote, backslash or control character.
+            let run = self.bytes[self.pos..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map_or(self.bytes.len(), |i| self.pos + i);
+            out.push_str(&self.text[self.pos..run]);
+            self.pos = run;
+            match self.byte() {
+                None => {
+                    // Reported where it starts: a JSON string holds no newline.
+                    self.pos = start;
+                    return Err(self.error("string not terminated".to_owned()));
+                }
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = match self.byte() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.pos += 1;
+                            let hi = self.hex4()?;
+                            let c = if (0xd800..0xdc00).contains(&hi) {
+                                if !self.text[self.pos..].starts_with("\\u") {
+                                    return Err(self.error(
+                                        "a \\u escape of a high surrogate must be followed by one of a low surrogate".to_owned(),
+                                    ));
+                                }
+                                self.pos += 2;
+                                let lo = self.hex4()?;
+                                if !(0xdc00..0xe000).contains(&lo) {
+                                    return Err(self.error(
+                                        "a \\u escape of a high surrogate must be followed by one of a low surrogate".to_owned(),
+                                    ));
+                                }
+                                char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))
+                            } else {
+                                char::from_u32(hi)
+                            };
+                            let Some(c) = c else {
+                                return Err(self.error(
+                                    "a \\u escape of a lone low surrogate is not a character"
+                                        .to_owned(),
+                                ));
+                            };
+                            out.push(c);
+                            continue;
+                        }
+                        _ => {
+                            return Err(self.error(format!(
+                                "invalid escape \\{} in a JSON string",
+                                self.found().trim_matches('\'')
+                            )))
+                        }
+                    };
+                    self.pos += 1;
+                    out.push(c);
+                }
+                Some(_) => return Err(self.error(
+                    "a control character (such as a newline) inside a JSON string must be escaped"
+                        .to_owned(),
+                )),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, SyntaxError> {
+        let start = self.pos;
+        let digits = |p: &mut Self| {
+            let from = p.pos;
+            while p.byte().is_some_and(|b| b.is_ascii_digit()) {
+                p.pos += 1;
+            }
+            p.pos - from
+        };
+        if self.byte() == Some(b'-') {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        if digits(self) == 0 {
+            return Err(self.error(format!("expected a digit, found {}", self.found())));
+        }
+        if self.bytes[int_start] == b'0' && self.pos - int_start > 1 {
+            self.pos = int_start;
+            return Err(self.error(
+                "a JSON number cannot start with 0 (for an octal file mode write it as a string, \"0644\")".to_owned(),
+            ));
+        }
+        let mut float = false;
+        if self.byte() == Some(b'.') {
+            self.pos += 1;
+            float = true;
+            if digits(self) == 0 {
+                return Err(self.error(format!(
+                    "expected a digit after '.', found {}",
+                    self.found()
+                )));
+            }
+        }
+        if matches!(self.byte(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            float = true;
+            if matches!(self.byte(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return Err(self.error(format!(
+                    "expected a digit in the exponent, found {}",
+                    self.found()
+                )));
+            }
+        }
+        let text = self.text[start..self.pos].to_owned();
+        Ok(if float {
+            Value::Float(text)
+        } else {
+            Value::Int(text)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> SyntaxError {
+        match parse(text) {
+            Ok(e) => panic!("{text:?} parsed: {e:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn keys_keep_order_repeats_and_lines() {
+        let e = parse("{\n  \"b\": 1,\n  \"a\": [ { \"c\": \"d\" } ],\n  \"b\": 2\n}\n").unwrap();
+        let keys: Vec<(&str, usize)> = e.iter().map(|e| (e.key.as_str(), e.line)).collect();
+        assert_eq!(keys, [("b", 2), ("a", 3), ("b", 4)]);
+        let Value::List(items) = &e[1].node.value else {
+            panic!()
+        };
+        let Value::Object(inner) = &items[0].value else {
+            panic!()
+        };
+        assert_eq!((inner[0].key.as_str(), inner[0].line), ("c", 3));
+    }
+
+    #[test]
+    fn values() {
+        let e = parse(
+            r#"{"s": "a\"\\\/\b\f\n\r\tz\u00e9\ud83d\ude00", "i": -12, "f": 1.5e3, "t": true, "n": null, "o": {}, "l": []}"#,
+        )
+        .unwrap();
+        assert!(matches!(&e[0].node.value, Value::Str(s) if s == "a\"\\/\u{8}\u{c}\n\r\tzé😀"));
+        assert!(matches!(&e[1].node.value, Value::Int(t) if t == "-12"));
+        assert!(matches!(&e[2].node.value, Value::Float(t) if t == "1.5e3"));
+        assert!(matches!(&e[3].node.value, Value::Bool(true)));
+        assert!(matches!(&e[4].node.value, Value::Null));
+        assert!(matches!(&e[5].node.value, Value::Object(o) if o.is_empty()));
+        assert!(matches!(&e[6].node.value, Value::List(l) if l.is_empty()));
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        for (text, line, column, part) in [
+            ("{\n \"a\": ,\n}", 2, 7, "expected a JSON value, found ','"),
+            ("{\"a\": 1,}", 1, 9, "expected a key in double quotes"),
+            ("{\"a\": 0644}", 1, 7, "cannot start with 0"),
+            ("{\"a\": \"x\ny\"}", 1, 9, "control character"),
+            ("{\"a\": \"x", 1, 7, "string not terminated"),
+            ("{\"a\": 1} x", 1, 10, "after the end of the JSON document"),
+            ("{\"a\" 1}", 1, 6, "expected ':' after the key"),
+            ("{\"a\": \"\\q\"}", 1, 9, "invalid escape \\q"),
+            ("{\"a\": \"\\ud800\"}", 1, 14, "low surrogate"),
+            ("{\"a\": tru}", 1, 7, "expected a JSON value"),
+            ("{\"a\": 1.}", 1, 9, "after '.'"),
+            ("{\"a\": [1 2]}", 1, 10, "expected ',' or ']'"),
+            ("{\"a\": 1", 1, 8, "expected ',' or '}'"),
+        ] {
+            let e = error(text);
+            assert_eq!((e.line, e.column), (line, column), "{text:?}: {e:?}");
+            assert!(e.message.contains(part), "{text:?}: {e:?}");
+        }
+        assert_eq!(
+            error("[1]").message,
+            "a JSON configuration must be an object"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_large_documents_are_linear() {
+        let deep = format!("{{\"a\": {}", "[".repeat(100_000));
+        assert!(error(&deep).message.contains("more than 64 levels"));
+        // 80,000 keys: each line found in passing, not by a search.
+        let body: Vec<String> = (0..80_000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let text = format!("{{\n{}\n}}", body.join(",\n"));
+        let e = parse(&text).unwrap();
+        assert_eq!(e.len(), 80_000);
+        assert_eq!(e[79_999].line, 80_001);
+        let long = format!("{{\"a\": \"{}\"}}", "\\n".repeat(1 << 19));
+        assert!(parse(&long).is_ok());
+    }
+}
