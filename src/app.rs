@@ -270,6 +270,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
             token.child_token(),
         );
         tasks.spawn(fut.instrument(span));
+        // Started one after another: a hundred entries do not all fetch in
+        // the same instant (which would leave a hundred buffers' worth of
+        // fragmented heap behind), and none waits for another's answer.
+        tokio::task::yield_now().await;
     }
     let has_process = cfg.process.cmd.is_some() || cfg.process.pid_file.is_some();
     let mut supervisor = tokio::spawn(

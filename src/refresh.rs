@@ -46,10 +46,13 @@ pub async fn run(
     let audiences = entry.audiences();
     let output = Output::Jwt(entry.file.path.clone());
     loop {
+        // Boxed: the call's large state lives only while it runs, so a
+        // hundred sleeping refreshers hold a few hundred bytes each.
+        let call = Box::pin(once(&agent, &entry, &audiences, hint.as_deref(), &publisher));
         let attempt = tokio::select! {
             biased;
             () = token.cancelled() => return,
-            r = once(&agent, &entry, &audiences, hint.as_deref(), &publisher) => r,
+            r = call => r,
         };
         let wait = match attempt {
             Ok(svid) => {
