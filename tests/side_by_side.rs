@@ -56,6 +56,19 @@ const KNOWN_OPEN: &[(&str, &str)] = &[
     ("a_key_given_twice", "HCL v1 keeps the last value of a repeated key; we reject the file"),
 ];
 
+/// Daemon-mode answers that differ because of something not fixed yet,
+/// by the request that shows it.
+const DAEMON_KNOWN_OPEN: &[(&str, &str)] = &[
+    (
+        "GET /nope",
+        "our 404 has an empty body; Go's ServeMux answers \"404 page not found\\n\"",
+    ),
+    (
+        "GET /live/x",
+        "our 404 has an empty body; Go's ServeMux answers \"404 page not found\\n\"",
+    ),
+];
+
 /// The umask both helpers run under: the Go helper's modes are narrowed by
 /// it, this helper's are exact.
 const UMASK: u32 = 0o022;
@@ -919,4 +932,233 @@ async fn corpus_of_configurations_behaves_as_the_go_helper() {
         "the helpers differ where no list says they may ({} cases):\n{report}",
         results.len()
     );
+}
+
+// === Daemon mode ===
+
+/// A helper running in daemon mode in its own directory; killed on drop.
+struct Running {
+    dir: tempfile::TempDir,
+    child: tokio::process::Child,
+}
+
+impl Running {
+    fn start(program: &Path, conf: &str, socket: &Path) -> Running {
+        let dir = short_tempdir("sbs-d");
+        std::fs::create_dir(dir.path().join("certs")).expect("certs");
+        let conf = conf.replace("{S}", &socket.display().to_string());
+        std::fs::write(dir.path().join("helper.conf"), conf).expect("helper.conf");
+        let log = std::fs::File::create(dir.path().join("helper.log")).expect("log");
+        let mut c = command(program, dir.path(), &["-config", "helper.conf"], &[]);
+        c.stdout(Stdio::null()).stderr(log);
+        let child = c.spawn().expect("spawn helper");
+        Running { dir, child }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default()
+    }
+
+    fn outcome(&self, code: Option<i32>) -> Outcome {
+        Outcome {
+            code,
+            stderr: self.logs(),
+            files: files_under(self.dir.path()),
+        }
+    }
+
+    /// SIGTERM, then the exit code (None: it did not exit in 10 s).
+    async fn stop(&mut self) -> Option<i32> {
+        let pid = self.child.id().expect("running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("kill");
+        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
+            Ok(status) => status.expect("wait").code(),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A health answer: status code and body parsed as JSON (or as text).
+async fn health(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+    let (code, body) = http_get(port, path).await?;
+    let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+    Some((code, body))
+}
+
+fn daemon_conf(port: u16, extra: &str) -> String {
+    format!(
+        r#"{X509}include_federated_domains = true
+add_intermediates_to_bundle = true
+jwt_bundle_file_name = "jwt_bundle.json"
+jwt_svids = [{{ jwt_audience = "db", jwt_extra_audiences = ["cache"], jwt_svid_file_name = "db.token" }}]
+health_checks {{
+  listener_enabled = true
+  bind_port = {port}
+  liveness_path = "/live"
+  readiness_path = "/ready"
+}}
+{extra}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_write_the_same_files_and_answer_the_same_health() {
+    let test = "daemons_write_the_same_files_and_answer_the_same_health";
+    let Some((spire, bins)) = deployment(test).await else {
+        return;
+    };
+    let (go_port, our_port) = (common::spire::free_port(), common::spire::free_port());
+    // The Go helper first: the JWT-SVID it gets is the one the agent
+    // caches and hands us.
+    let mut go = Running::start(&bins.go_helper, &daemon_conf(go_port, ""), spire.socket());
+    wait_for_ready(go_port, &go).await;
+    let mut ours = Running::start(&bin(), &daemon_conf(our_port, ""), spire.socket());
+    wait_for_ready(our_port, &ours).await;
+
+    let mut report = differences(&go.outcome(None), &ours.outcome(None));
+    if go.outcome(None).files.len() != 5 {
+        report.push(format!(
+            "expected 5 files, got {:?}",
+            go.outcome(None).files.keys()
+        ));
+    }
+    for path in ["/live", "/ready", "/nope", "/live/x"] {
+        let (g, o) = (health(go_port, path).await, health(our_port, path).await);
+        let what = format!("GET {path}");
+        let listed = DAEMON_KNOWN_OPEN.iter().any(|(w, _)| *w == what);
+        match (g == o, listed) {
+            (true, false) => {}
+            (true, true) => report.push(format!(
+                "{what}: listed in DAEMON_KNOWN_OPEN but both now agree: remove it"
+            )),
+            (false, true) => {
+                // Known: the status codes must still agree.
+                if g.as_ref().map(|a| a.0) != o.as_ref().map(|a| a.0) {
+                    report.push(format!("{what}: Go {g:?}, ours {o:?}"));
+                }
+            }
+            (false, false) => report.push(format!("{what}: Go {g:?}, ours {o:?}")),
+        }
+    }
+    let (g, o) = (go.stop().await, ours.stop().await);
+    if g != o {
+        report.push(format!("exit code after SIGTERM: Go {g:?}, ours {o:?}"));
+    }
+    assert!(
+        report.is_empty(),
+        "daemon mode differs:\n{}\nGo's log:\n{}\nour log:\n{}",
+        report.join("\n"),
+        go.logs(),
+        ours.logs()
+    );
+}
+
+async fn wait_for_ready(port: u16, helper: &Running) {
+    let end = std::time::Instant::now() + SPIRE_DEADLINE;
+    loop {
+        if let Some((200, _)) = health(port, "/ready").await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "never ready:\n{}",
+            helper.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug in src/jwt.rs refresh(): a JWT-SVID whose hint matches nothing (WorkloadError::HintNotFound from the fetch) keeps the status `unwritten`, as only write errors set Failed; the Go helper and SPEC section 7 report `failed`, so the health bodies differ, and with JWT output alone our /live would answer 200 where Go answers 503"]
+async fn daemons_report_a_hint_nothing_carries_the_same_way() {
+    let test = "daemons_report_a_hint_nothing_carries_the_same_way";
+    let Some((spire, bins)) = deployment(test).await else {
+        return;
+    };
+    let (go_port, our_port) = (common::spire::free_port(), common::spire::free_port());
+    let conf = |port| daemon_conf(port, "hint = \"nope\"");
+    let go = Running::start(&bins.go_helper, &conf(go_port), spire.socket());
+    let ours = Running::start(&bin(), &conf(our_port), spire.socket());
+
+    // Both settle on: the X.509 files and the JWT-SVID failed, the JWT
+    // bundle written; not alive, not ready.
+    let end = std::time::Instant::now() + SPIRE_DEADLINE;
+    let mut last;
+    loop {
+        let mut answers = Vec::new();
+        for path in ["/live", "/ready"] {
+            answers.push((health(go_port, path).await, health(our_port, path).await));
+        }
+        let settled = answers.iter().all(|(g, o)| {
+            g == o
+                && g.as_ref().is_some_and(|(code, body)| {
+                    *code == 503
+                        && body["health"]["file_write_statuses"]["x509_write_status"] == "failed"
+                        && body["health"]["file_write_statuses"]["jwt_write_status"]
+                            ["certs/db.token"]
+                            == "failed"
+                        && body["health"]["file_write_statuses"]["jwt_write_status"]
+                            ["certs/jwt_bundle.json"]
+                            == "written"
+                })
+        });
+        last = answers;
+        if settled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the health answers never settled the same (Go, ours): {last:?}\nGo's log:\n{}\nour log:\n{}",
+            go.logs(),
+            ours.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let d = differences(&go.outcome(None), &ours.outcome(None));
+    assert!(d.is_empty(), "{d:?}");
+}
+
+/// What this helper refuses when it loads the file, the Go helper runs
+/// with and stumbles on later (or never): a deliberate difference, shown
+/// here in daemon mode where it matters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configurations_we_refuse_at_load_the_go_helper_runs_with() {
+    let test = "configurations_we_refuse_at_load_the_go_helper_runs_with";
+    let Some((spire, bins)) = deployment(test).await else {
+        return;
+    };
+    for (extra, key) in [
+        (
+            "cmd = \"/bin/sleep\"\ncmd_args = \"30\"\nrenew_signal = \"SIGNOPE\"",
+            "renew_signal",
+        ),
+        ("cmd = \"/bin/echo\"\ncmd_args = \"a \\\"b\"", "cmd_args"),
+    ] {
+        let conf = format!("{X509}{extra}\n");
+        let ours = run_case(
+            &bin(),
+            &Case {
+                name: "daemon",
+                conf: conf.clone(),
+                env: Vec::new(),
+                args: Vec::new(),
+                slow: false,
+            },
+            spire.socket(),
+        )
+        .await;
+        assert_eq!(ours.code, Some(1), "{}", ours.stderr);
+        assert!(ours.stderr.contains(key), "{}", ours.stderr);
+        assert!(ours.files.is_empty());
+
+        let mut go = Running::start(&bins.go_helper, &conf, spire.socket());
+        let svid = go.dir.path().join("certs/svid.pem");
+        wait_for("the Go helper's files", SPIRE_DEADLINE, || read_opt(&svid)).await;
+        assert_eq!(go.stop().await, Some(0), "{}", go.logs());
+    }
 }

@@ -209,9 +209,12 @@ async fn daemon_follows_rotations_at_spires_own_pace() {
     let second = wait_rotation(&w, &id, &first, "the first rotation").await;
     let third = wait_rotation(&w, &id, &second, "the second rotation").await;
     assert_ne!(first, third);
-    let logs = d.logs();
-    assert!(logs.matches("X.509 SVID written").count() >= 3, "{logs}");
-    assert!(!logs.contains("PRIVATE KEY"));
+    // The log line follows the write: wait for it rather than race it.
+    wait_for("three logged writes", SPIRE_DEADLINE, || {
+        (d.logs().matches("X.509 SVID written").count() >= 3).then_some(())
+    })
+    .await;
+    assert!(!d.logs().contains("PRIVATE KEY"));
     d.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(10)).await, Some(0));
 }
@@ -627,11 +630,10 @@ async fn nginx_serves_mutual_tls_with_spire_files_and_reloads_on_rotation() {
     // client with the new files is still let in.
     let second = served(tls_port, &certs, &client, Some(&first.serial)).await;
     assert_eq!(second.spiffe_id.as_deref(), Some(id.as_str()));
-    assert!(
-        d.logs().matches("signalled process from pid file").count() >= 2,
-        "{}",
-        d.logs()
-    );
+    wait_for("a second logged signal", SPIRE_DEADLINE, || {
+        (d.logs().matches("signalled process from pid file").count() >= 2).then_some(())
+    })
+    .await;
 }
 
 /// Polls nginx with a fresh copy of the helper's files until it answers
