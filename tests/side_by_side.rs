@@ -1137,7 +1137,7 @@ async fn configurations_we_refuse_at_load_the_go_helper_runs_with() {
     };
     for (extra, key) in [
         (
-            "cmd = \"/bin/sleep\"\ncmd_args = \"30\"\nrenew_signal = \"SIGNOPE\"",
+            "cmd = \"/bin/sleep\"\ncmd_args = \"1\"\nrenew_signal = \"SIGNOPE\"",
             "renew_signal",
         ),
         ("cmd = \"/bin/echo\"\ncmd_args = \"a \\\"b\"", "cmd_args"),

@@ -371,8 +371,16 @@ async fn agent_killed_and_restarted_under_a_running_daemon() {
         .map(|f| w.read(&format!("certs/{f}")))
         .collect();
 
+    // (The daemon may have reconnected before, while the entry reached
+    // the agent: wait for a new line.)
+    let reconnects = d.logs().matches("reconnecting").count();
     spire.agent.kill();
-    d.wait_log("reconnecting", SPIRE_DEADLINE).await;
+    wait_for(
+        "the daemon to notice the agent is gone",
+        SPIRE_DEADLINE,
+        || (d.logs().matches("reconnecting").count() > reconnects).then_some(()),
+    )
+    .await;
     // The agent is gone: the files stay as they were.
     let now: Vec<Vec<u8>> = ["svid.pem", "svid_key.pem", "svid_bundle.pem"]
         .iter()
