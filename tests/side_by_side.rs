@@ -904,10 +904,14 @@ async fn corpus_of_configurations_behaves_as_the_go_helper() {
             .chain(KNOWN_OPEN.iter().map(|(n, why)| (n, "known open", why)))
             .find(|(n, _, _)| *n == name);
         summary.push(format!(
-            "{name}: Go {:?} ours {:?}{}",
+            "{name}: Go {:?} ours {:?}{} {:?}",
             go.code,
             us.code,
-            if diffs.is_empty() { "" } else { " DIFFERS" }
+            if diffs.is_empty() { "" } else { " DIFFERS" },
+            go.files
+                .iter()
+                .map(|(f, (mode, _))| format!("{f} {mode:o}"))
+                .collect::<Vec<_>>()
         ));
         match (diffs.is_empty(), listed) {
             (true, None) | (false, Some(_)) => {}
