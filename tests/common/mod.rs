@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 pub use fake_workload_api::{Ca, FakeWorkloadApi, JwtIssuer, Pki, Svid, X509Update};
 
+pub mod spire;
+
 /// The binary under test: `$SPIFFE_HELPER_BIN` when set (`.ci/run` runs
 /// the suite a second time against the static release build), else the
 /// one cargo built for these tests.

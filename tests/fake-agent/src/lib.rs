@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 mod pb;
 mod pki;
 
-pub use pki::{Ca, JwtIssuer, Pki, Svid, X509Update};
+pub use pki::{p256_public_key_of_pkcs8, Ca, JwtIssuer, Pki, Svid, X509Update};
 
 use pb::spiffe_workload_api_server::{SpiffeWorkloadApi, SpiffeWorkloadApiServer};
 

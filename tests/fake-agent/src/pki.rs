@@ -152,6 +152,26 @@ impl Ca {
         self.der.clone()
     }
 
+    /// This CA's certificate as PEM (for a real SPIRE server's
+    /// `UpstreamAuthority "disk"`).
+    pub fn cert_pem(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect();
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        )
+    }
+
+    /// This CA's private key as PKCS#8 PEM.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
     /// A leaf SVID valid from a minute ago for `ttl`.
     pub fn issue_svid(&self, spiffe_id: &str, ttl: Duration) -> Svid {
         let key = KeyPair::generate().expect("key");
@@ -347,4 +367,16 @@ pub(crate) fn trust_domain_of(spiffe_id: &str) -> &str {
 
 pub(crate) fn now_secs() -> u64 {
     unix_now()
+}
+
+/// The public key (uncompressed P-256 point) of a PKCS#8 ECDSA P-256
+/// private key, as in a certificate's SubjectPublicKeyInfo; `None` if the
+/// key is not one, or its embedded public key does not belong to it (ring
+/// checks the pair).
+pub fn p256_public_key_of_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use ring::signature::KeyPair as _;
+    let rng = SystemRandom::new();
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
+        .ok()
+        .map(|pair| pair.public_key().as_ref().to_vec())
 }
