@@ -48,7 +48,13 @@ pub async fn run(
     loop {
         // Boxed: the call's large state lives only while it runs, so a
         // hundred sleeping refreshers hold a few hundred bytes each.
-        let call = Box::pin(once(&agent, &entry, &audiences, hint.as_deref(), &publisher));
+        let call = Box::pin(once(
+            &agent,
+            &entry,
+            &audiences,
+            hint.as_deref(),
+            &publisher,
+        ));
         let attempt = tokio::select! {
             biased;
             () = token.cancelled() => return,

@@ -135,12 +135,12 @@ async fn oneshot_writes_every_file_from_the_real_agent() {
     w.conf(&full_conf(
         spire.socket(),
         false,
-        r#"
+        r"
 cert_file_mode = 0640
 key_file_mode = 0600
 jwt_bundle_file_mode = 0644
 jwt_svid_file_mode = 0440
-"#,
+",
     ));
     w.run(&["-config", "helper.conf"]).await.assert_success();
     assert_eq!(
@@ -324,13 +324,19 @@ async fn oneshot_started_before_its_entry_exists_waits_for_it() {
         return;
     };
     let w = Workdir::new();
-    // `oneshot_max_wait = "2m"` belongs here once the binary reads that
-    // key; today it is refused as unknown, and the built-in budget applies.
-    w.conf(&full_conf(spire.socket(), false, ""));
+    w.conf(&full_conf(
+        spire.socket(),
+        false,
+        "oneshot_max_wait = \"2m\"",
+    ));
     let mut d = w.spawn(&["-config", "helper.conf"]);
     // The real agent answers PermissionDenied "no identity issued": the
     // helper says so and keeps trying.
-    d.wait_log("denied", SPIRE_DEADLINE).await;
+    d.wait_log(
+        "has no identity for this workload yet: no registration entry matches it",
+        SPIRE_DEADLINE,
+    )
+    .await;
     assert!(w.cert_listing().is_empty());
 
     spire.entry("/late", &Entry::default()).await;
@@ -373,12 +379,12 @@ async fn agent_killed_and_restarted_under_a_running_daemon() {
 
     // (The daemon may have reconnected before, while the entry reached
     // the agent: wait for a new line.)
-    let reconnects = d.logs().matches("reconnecting").count();
+    let reconnects = d.logs().matches("X.509 SVID stream: ").count();
     spire.agent.kill();
     wait_for(
         "the daemon to notice the agent is gone",
         SPIRE_DEADLINE,
-        || (d.logs().matches("reconnecting").count() > reconnects).then_some(()),
+        || (d.logs().matches("X.509 SVID stream: ").count() > reconnects).then_some(()),
     )
     .await;
     // The agent is gone: the files stay as they were.
@@ -487,7 +493,7 @@ impl Drop for Nginx {
 }
 
 /// One GET over TLS with `openssl s_client`, presenting the certificate in
-/// `client` (a copy of the helper's files): (s_client's output, the
+/// `client` (a copy of the helper's files): (`s_client`'s output, the
 /// server's leaf).
 async fn tls_get(port: u16, client: Option<&Path>) -> (String, Option<CertInfo>) {
     use tokio::io::AsyncWriteExt as _;

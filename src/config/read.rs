@@ -820,7 +820,7 @@ impl Report {
                 continue;
             }
             if let Value::Object(list) = &e.node.value {
-                entries.extend(list)
+                entries.extend(list);
             } else {
                 let block = self.block();
                 self.type_error("health_checks", &e.node, block);

@@ -223,6 +223,10 @@ impl Proc {
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         // SAFETY: prctl is async-signal-safe and touches no memory of
         // the parent.
+        #[allow(
+            unsafe_code,
+            reason = "SPIRE must die with the test process, and only pre_exec can ask the kernel for that"
+        )]
         unsafe {
             cmd.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
@@ -775,8 +779,7 @@ impl Spire {
         out.lines()
             .find_map(|l| l.strip_prefix("Entry ID"))
             .and_then(|rest| rest.split(':').nth(1))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|| panic!("no entry ID in {out:?}"))
+            .map_or_else(|| panic!("no entry ID in {out:?}"), |s| s.trim().to_owned())
     }
 
     /// Everything the SPIRE processes logged, for failure messages.
