@@ -1,0 +1,405 @@
+//! Seeing inside the helper, through the real binary: Prometheus metrics
+//! scraped after real events, the `/status` document checked against the
+//! files on disk (and for secrets), and the log level and format keys.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// A scrape: every sample line as `name{labels}` → value (empty while the
+/// listener is not up yet).
+async fn scrape(port: u16, path: &str) -> BTreeMap<String, f64> {
+    let Some((code, body)) = http_get(port, path).await else {
+        return BTreeMap::new();
+    };
+    assert_eq!(code, 200, "{body}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn wait_metric(port: u16, key: &str, want: f64) -> BTreeMap<String, f64> {
+    let end = std::time::Instant::now() + LONG;
+    loop {
+        let m = scrape(port, "/metrics").await;
+        if m.get(key) == Some(&want) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{key} never became {want}: {:?}",
+            m.get(key)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn not_after(pem_text: &str) -> (f64, f64) {
+    let der = pem::parse(pem_text).expect("PEM").into_contents();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("certificate");
+    #[allow(clippy::cast_precision_loss, reason = "seconds since the epoch")]
+    (
+        cert.validity().not_after.timestamp() as f64,
+        cert.validity().not_before.timestamp() as f64,
+    )
+}
+
+async fn wait_svid(w: &Workdir, svid: &Svid) {
+    let want = pem_certs(&[svid.leaf_der()]);
+    let path = w.certs().join("svid.pem");
+    wait_for("the SVID file to hold the new leaf", LONG, || {
+        read_opt(&path)
+            .filter(|b| b.starts_with(want.as_bytes()))
+            .map(drop)
+    })
+    .await;
+}
+
+fn health(port: u16, extra: &str) -> String {
+    format!("health_checks {{\n  listener_enabled = true\n  bind_port = {port}\n{extra}}}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_rotations_streams_and_the_child() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    api.set_jwt_svids(
+        pki.jwt.clone(),
+        vec![("spiffe://example.org/workload".into(), String::new())],
+        Duration::from_secs(600),
+    );
+    api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
+    let port = free_port();
+    let w = Workdir::new();
+    let marker = w.path().join("child.pid");
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!(
+            "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }}]\ncmd = \"/bin/sh\"\ncmd_args = [\"-c\", \"echo $$ > {}; trap 'exit 3' TERM; trap ':' USR1; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done\"]\nrenew_signal = \"SIGUSR1\"\n{}",
+            marker.display(),
+            health(port, "")
+        ),
+    ));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    wait_for("the child", LONG, || read_opt(&marker)).await;
+    let m = wait_metric(
+        port,
+        r#"spiffe_helper_writes_total{output="x509",file="certs/svid.pem"}"#,
+        1.0,
+    )
+    .await;
+    let (after, before) = not_after(&w.read_string("certs/svid.pem"));
+    assert_eq!(m["spiffe_helper_x509_svid_expiry_timestamp_seconds"], after);
+    assert_eq!(
+        m["spiffe_helper_x509_svid_not_before_timestamp_seconds"],
+        before
+    );
+    assert_eq!(
+        m[r#"spiffe_helper_bundle_certificates{trust_domain="example.org"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[r#"spiffe_helper_bundle_certificates{trust_domain="federated.test"}"#],
+        1.0
+    );
+    assert_eq!(m["spiffe_helper_cmd_running"], 1.0);
+    assert_eq!(m["spiffe_helper_cmd_starts_total"], 1.0);
+    assert_eq!(
+        m[r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[&format!(
+            "spiffe_helper_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )],
+        1.0
+    );
+    let m = wait_metric(
+        port,
+        r#"spiffe_helper_jwt_bundle_keys{trust_domain="example.org"}"#,
+        1.0,
+    )
+    .await;
+    let exp = jwt_claims(&w.read_string("certs/db.token"))["exp"]
+        .as_f64()
+        .unwrap();
+    let jwt_key = r#"spiffe_helper_jwt_svid_expiry_timestamp_seconds{file="certs/db.token"}"#;
+    assert_eq!(m.get(jwt_key), Some(&exp), "{m:?}");
+
+    // Three rotations, one at a time: three more writes, three signals.
+    for i in 1..=3 {
+        let next = pki.svid();
+        api.set_x509(pki.x509_update(next.clone()));
+        wait_svid(&w, &next).await;
+        wait_metric(
+            port,
+            r#"spiffe_helper_renew_signals_total{target="cmd"}"#,
+            f64::from(i),
+        )
+        .await;
+    }
+    let m = wait_metric(
+        port,
+        r#"spiffe_helper_writes_total{output="x509",file="certs/svid.pem"}"#,
+        4.0,
+    )
+    .await;
+    let (after, _) = not_after(&w.read_string("certs/svid.pem"));
+    assert_eq!(m["spiffe_helper_x509_svid_expiry_timestamp_seconds"], after);
+    wait_metric(
+        port,
+        r#"spiffe_helper_renew_signals_total{target="cmd"}"#,
+        3.0,
+    )
+    .await;
+
+    // The agent goes away: the stream is down and reconnects are counted.
+    api.stop().await;
+    let m = wait_metric(
+        port,
+        r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#,
+        0.0,
+    )
+    .await;
+    assert!(m[r#"spiffe_helper_workload_api_stream_reconnects_total{stream="x509"}"#] >= 1.0);
+    api.start_again().await;
+    wait_metric(
+        port,
+        r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#,
+        1.0,
+    )
+    .await;
+
+    // The child ends: not running, its exit code recorded.
+    let pid: i32 = String::from_utf8(read_opt(&marker).unwrap())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    let m = wait_metric(port, "spiffe_helper_cmd_running", 0.0).await;
+    assert_eq!(m["spiffe_helper_cmd_last_exit_code"], 3.0);
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_federation_scrapes_whole() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let mut update = pki.x509_update(pki.svid());
+    let root = pki.federated.cert_der();
+    update.federated = (0..1000)
+        .map(|i| (format!("federated-{i}.test"), vec![root.clone()]))
+        .collect();
+    api.set_x509(update);
+    let port = free_port();
+    let w = Workdir::new();
+    w.conf(&x509_conf(api.socket_path(), &health(port, "")));
+    let _d = w.spawn(&["-config", "helper.conf"]);
+    let m = wait_metric(
+        port,
+        r#"spiffe_helper_bundle_certificates{trust_domain="federated-999.test"}"#,
+        1.0,
+    )
+    .await;
+    let domains = m
+        .keys()
+        .filter(|k| k.starts_with("spiffe_helper_bundle_certificates{"))
+        .count();
+    assert_eq!(domains, 1001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_document_matches_the_files_and_holds_no_secret() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let svid = pki.svid();
+    api.set_x509(pki.x509_update(svid.clone()));
+    api.set_jwt_svids(
+        pki.jwt.clone(),
+        vec![("spiffe://example.org/workload".into(), String::new())],
+        Duration::from_secs(600),
+    );
+    api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
+    let port = free_port();
+    let w = Workdir::new();
+    let pid_file = w.path().join("app.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!(
+            "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_extra_audiences = [\"cache\"], jwt_svid_file_name = \"db.token\" }}]\npid_file_name = \"{}\"\nrenew_signal = \"SIGCONT\"\n{}",
+            pid_file.display(),
+            health(port, "")
+        ),
+    ));
+    let _d = w.spawn(&["-config", "helper.conf"]);
+    let doc = wait_for_status(port, |d| {
+        d["x509"]["status"] == "written"
+            && d["jwt_svids"][0]["status"] == "written"
+            && d["jwt_bundle"]["status"] == "written"
+            && d["pid_file"]["last_pid"].is_number()
+    })
+    .await;
+
+    let x = &doc["x509"];
+    assert_eq!(x["spiffe_id"], "spiffe://example.org/workload");
+    assert_eq!(x["serial"].as_str().unwrap().replace(':', ""), svid.serial);
+    assert_eq!(x["trust_domains"]["example.org"], 1);
+    assert_eq!(x["trust_domains"]["federated.test"], 1);
+    assert!(x["not_after"].as_str().unwrap().ends_with('Z'));
+    let j = &doc["jwt_svids"][0];
+    assert_eq!(j["path"], "certs/db.token");
+    assert_eq!(j["audiences"], serde_json::json!(["db", "cache"]));
+    assert_eq!(j["sub"], "spiffe://example.org/workload");
+    assert_eq!(
+        doc["jwt_bundle"]["trust_domains"]["example.org"],
+        serde_json::json!(["example-key-1"])
+    );
+    assert_eq!(doc["workload_api_streams"]["x509"]["connected"], true);
+    assert_eq!(doc["pid_file"]["last_pid"], std::process::id());
+    assert_eq!(doc["pid_file"]["last_result"], "signalled SIGCONT");
+
+    // No byte of a secret: neither the key's base64 lines nor any JWT part.
+    let (_, text) = http_get(port, "/status").await.unwrap();
+    let key = w.read_string("certs/svid_key.pem");
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !text.contains(line),
+            "a line of the private key is in /status"
+        );
+    }
+    let token = w.read_string("certs/db.token");
+    for part in token.split('.') {
+        assert!(!text.contains(part), "a part of the JWT is in /status");
+    }
+}
+
+async fn wait_for_status(port: u16, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let end = std::time::Instant::now() + LONG;
+    loop {
+        if let Some((200, body)) = http_get(port, "/status").await {
+            let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            if ok(&doc) {
+                return doc;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "status never settled: {doc:#}"
+            );
+        }
+        assert!(std::time::Instant::now() < end, "no /status");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_status_paths_can_be_moved_or_turned_off() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    let port = free_port();
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &health(port, "  metrics_path = \"/m\"\n  status_path = \"\"\n"),
+    ));
+    let _d = w.spawn(&["-config", "helper.conf"]);
+    let end = std::time::Instant::now() + LONG;
+    while http_get(port, "/ready").await.map(|r| r.0) != Some(200) {
+        assert!(std::time::Instant::now() < end);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(scrape(port, "/m")
+        .await
+        .contains_key("spiffe_helper_cmd_running"));
+    assert_eq!(http_get(port, "/metrics").await.unwrap().0, 404);
+    assert_eq!(http_get(port, "/status").await.unwrap().0, 404);
+}
+
+async fn oneshot_logs(extra: &str, rust_log: Option<&str>) -> String {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!("daemon_mode = false\n{extra}"),
+    ));
+    let mut c = w.command(&["-config", "helper.conf"]);
+    match rust_log {
+        Some(v) => c.env("RUST_LOG", v),
+        None => c.env_remove("RUST_LOG"),
+    };
+    let run = w.run_cmd(c).await;
+    run.assert_success();
+    run.stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_applies_unless_rust_log_is_set() {
+    let info = oneshot_logs("", None).await;
+    assert!(info.contains("X.509 SVID written"), "{info}");
+    let quiet = oneshot_logs("log_level = \"WARNING\"", None).await;
+    assert!(!quiet.contains("X.509 SVID written"), "{quiet}");
+    assert!(!quiet.contains("INFO"), "{quiet}");
+    // The configuration's own warnings obey it too: a decimal mode that
+    // looks octal is warned about at warn level, so it still shows.
+    let warned = oneshot_logs("log_level = \"warn\"\ncert_file_mode = 644", None).await;
+    assert!(warned.contains("cert_file_mode"), "{warned}");
+    let errors_only = oneshot_logs("log_level = \"error\"\ncert_file_mode = 644", None).await;
+    assert!(errors_only.trim().is_empty(), "{errors_only}");
+    let debug = oneshot_logs("log_level = \"error\"", Some("debug")).await;
+    assert!(
+        debug.contains("DEBUG") || debug.contains("X.509 SVID written"),
+        "{debug}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let logs = oneshot_logs("log_format = \"json\"\ncert_file_mode = 644", None).await;
+    let mut levels = Vec::new();
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(v.get(field).is_some(), "no {field} in {line}");
+        }
+        levels.push(v["level"].as_str().unwrap().to_owned());
+    }
+    assert!(levels.contains(&"WARN".to_owned()), "{logs}");
+    assert!(levels.contains(&"INFO".to_owned()), "{logs}");
+    assert!(
+        logs.contains("\"spiffe_id\":\"spiffe://example.org/workload\""),
+        "fields are JSON members: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_log_level_or_format_is_a_configuration_error() {
+    let w = Workdir::new();
+    for (line, key) in [
+        ("log_level = \"loud\"", "log_level"),
+        ("log_format = \"xml\"", "log_format"),
+    ] {
+        w.conf(&x509_conf(Path::new("/nonexistent.sock"), line));
+        let run = w.run(&["-config", "helper.conf"]).await;
+        run.assert_code(1)
+            .assert_stderr_contains(&[key, "helper.conf"]);
+        assert!(w.cert_listing().is_empty());
+    }
+}
