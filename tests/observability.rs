@@ -1,6 +1,10 @@
 //! Seeing inside the helper, through the real binary: Prometheus metrics
 //! scraped after real events, the `/status` document checked against the
 //! files on disk (and for secrets), and the log level and format keys.
+#![allow(
+    clippy::float_cmp,
+    reason = "metric values are whole numbers (counts, seconds) that f64 holds exactly"
+)]
 
 mod common;
 
