@@ -44,7 +44,14 @@ async fn main() -> ExitCode {
         eprintln!("demo: cannot create {}: {e}", certs.display());
         return ExitCode::FAILURE;
     }
-    let conf = out.join("helper.conf");
+    // The configuration names the demo's temporary socket, which is gone
+    // once the demo ends: it lives in a temporary directory, so nothing
+    // left in demo-output points at a socket that no longer exists.
+    let Ok(conf_dir) = tempfile::tempdir() else {
+        eprintln!("demo: cannot create a temporary directory");
+        return ExitCode::FAILURE;
+    };
+    let conf = conf_dir.path().join("helper.conf");
     let text = format!(
         r#"# Written by the demo: one-shot mode, every kind of output.
 agent_address = "{socket}"
@@ -58,6 +65,8 @@ jwt_bundle_file_name = "jwt_bundle.json"
 jwt_svids = [
   {{ jwt_audience = "demo-audience", jwt_extra_audiences = ["other"], jwt_svid_file_name = "jwt_svid.token" }},
 ]
+credential_bundle_file_name = "credentials.pem"
+trust_bundles_dir = "trust-bundles"
 "#,
         socket = api.socket_path().display(),
         certs = certs.display(),
@@ -100,33 +109,40 @@ jwt_svids = [
     ExitCode::SUCCESS
 }
 
-/// Lists the written files with their modes and a safe peek at each.
+/// Lists the written files with their modes and a safe peek at each,
+/// directories (the per-trust-domain bundles) included.
 fn show(dir: &Path) {
+    show_in(dir, "");
+}
+
+fn show_in(dir: &Path, prefix: &str) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(Result::ok).collect())
         .unwrap_or_default();
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
+        let name = format!("{prefix}{}", e.file_name().to_string_lossy());
         let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() {
+            println!("  {:o}  {:>8}  {name}/", meta.mode() & 0o7777, "");
+            show_in(&e.path(), &format!("{name}/"));
+            continue;
+        }
         let content = std::fs::read_to_string(e.path()).unwrap_or_default();
         let peek = if name.ends_with(".pem") {
-            let blocks = content.matches("-----BEGIN ").count();
-            let kind = content
+            let kinds: Vec<&str> = content
                 .lines()
-                .next()
-                .unwrap_or("")
-                .trim_matches('-')
-                .trim_start_matches("BEGIN ")
-                .to_owned();
-            format!("{blocks} PEM block(s) of {kind}")
+                .filter_map(|l| l.strip_prefix("-----BEGIN "))
+                .map(|l| l.trim_end_matches('-'))
+                .collect();
+            format!("PEM: {}", kinds.join(", "))
         } else if name.ends_with(".token") {
             format!("a JWT of {} bytes (not shown)", content.len())
         } else {
             content.chars().take(60).collect::<String>() + "…"
         };
         println!(
-            "  {:o}  {:>6} B  {name:<18} {peek}",
+            "  {:o}  {:>6} B  {name:<34} {peek}",
             meta.mode() & 0o7777,
             meta.len()
         );

@@ -772,6 +772,18 @@ health_checks {
             ),
             ("kubernetes sidecar", &k8s_sidecar),
             ("kubernetes init container", &k8s_init),
+            (
+                "ghostunnel",
+                include_str!("../../examples/ghostunnel/helper.conf"),
+            ),
+            (
+                "federated client",
+                include_str!("../../examples/federated-client/helper.conf"),
+            ),
+            (
+                "wrapper",
+                include_str!("../../examples/wrapper/helper.conf"),
+            ),
         ] {
             let l = parse(text, Path::new(name), None, &no_env)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -779,5 +791,10 @@ health_checks {
         }
         assert!(ok(&k8s_sidecar).health.listener_enabled);
         assert!(!ok(&k8s_init).daemon_mode);
+        let ghostunnel = ok(include_str!("../../examples/ghostunnel/helper.conf"));
+        let x = ghostunnel.x509.unwrap();
+        assert!(x.files.is_none() && x.credential_bundle.is_some() && x.trust_bundles.is_some());
+        let wrapper = ok(include_str!("../../examples/wrapper/helper.conf"));
+        assert_eq!(wrapper.process.exit_policy, ExitPolicy::Exit);
     }
 }
