@@ -102,6 +102,15 @@ fn stream_state(publisher: &Publisher, key: &'static str, error: Option<&Workloa
     });
 }
 
+/// How a failure was logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logged {
+    Error,
+    Warning,
+    Reminder,
+    Debug,
+}
+
 /// Log de-duplication for one stream (or one refresher).
 #[derive(Debug)]
 pub struct Reporter {
@@ -129,7 +138,11 @@ impl Reporter {
     /// reminder every [`REMIND_EVERY`]; debug in between. A failure that
     /// needs someone to act is an error every time.
     pub fn failed(&mut self, e: &WorkloadError) {
-        let now = Instant::now();
+        self.failed_at(e, Instant::now());
+    }
+
+    /// [`Reporter::failed`] at a given time; returns how it was logged.
+    pub fn failed_at(&mut self, e: &WorkloadError, now: Instant) -> Logged {
         if self.kind != Some(e.kind()) {
             self.kind = Some(e.kind());
             self.count = 0;
@@ -137,10 +150,9 @@ impl Reporter {
         let since = *self.since.get_or_insert(now);
         self.count += 1;
         let name = self.name;
-        if e.is_persistent() {
+        if e.is_persistent() || (e.kind() == ErrorKind::Malformed && self.count == 1) {
             error!("{name}: {e}; the files on disk are kept");
-        } else if e.kind() == ErrorKind::Malformed && self.count == 1 {
-            error!("{name}: {e}; the files on disk are kept");
+            Logged::Error
         } else if self.count <= LOUD && e.kind() != ErrorKind::Malformed {
             warn!("{name}: {e}; retrying");
             if self.count == LOUD {
@@ -150,6 +162,7 @@ impl Reporter {
                 );
             }
             self.last_loud = Some(now);
+            Logged::Warning
         } else if self
             .last_loud
             .is_none_or(|t| now.duration_since(t) >= REMIND_EVERY)
@@ -160,8 +173,10 @@ impl Reporter {
                 human(now.duration_since(since))
             );
             self.last_loud = Some(now);
+            Logged::Reminder
         } else {
             debug!("{name}: {e}");
+            Logged::Debug
         }
     }
 
@@ -201,6 +216,27 @@ mod tests {
         assert_eq!(human(Duration::from_secs(12)), "12s");
         assert_eq!(human(Duration::from_secs(303)), "5m03s");
         assert_eq!(human(Duration::from_secs(3720)), "1h02m");
+    }
+
+    #[test]
+    fn loud_then_a_reminder_every_few_minutes_never_silence() {
+        let socket = std::path::Path::new("/nonexistent/agent.sock");
+        let mut r = Reporter::new("X.509", socket);
+        let e = WorkloadError::closed(socket);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(r.failed_at(&e, at(0)), Logged::Warning);
+        assert_eq!(r.failed_at(&e, at(1)), Logged::Warning);
+        assert_eq!(r.failed_at(&e, at(2)), Logged::Warning);
+        assert_eq!(r.failed_at(&e, at(3)), Logged::Debug);
+        assert_eq!(r.failed_at(&e, at(100)), Logged::Debug);
+        // Three minutes after the last loud line: a reminder.
+        assert_eq!(r.failed_at(&e, at(182)), Logged::Reminder);
+        assert_eq!(r.failed_at(&e, at(200)), Logged::Debug);
+        assert_eq!(r.failed_at(&e, at(362)), Logged::Reminder);
+        // A new kind of failure is loud again.
+        let other = WorkloadError::timeout_for_tests(socket);
+        assert_eq!(r.failed_at(&other, at(363)), Logged::Warning);
     }
 
     #[test]

@@ -87,6 +87,12 @@ impl WorkloadError {
         }
     }
 
+    /// A timeout, for tests of the policies that read errors.
+    #[cfg(test)]
+    pub fn timeout_for_tests(socket: &Path) -> Self {
+        Self::timeout(socket, CALL_DEADLINE)
+    }
+
     fn timeout(socket: &Path, after: Duration) -> Self {
         Self {
             kind: ErrorKind::Timeout,
