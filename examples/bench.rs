@@ -215,6 +215,23 @@ async fn main() {
             ms(t.elapsed()),
             bundle.matches("BEGIN CERTIFICATE").count()
         );
+        // A scrape of /metrics carrying one series per trust domain.
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let body = http_get(port, "/metrics").await;
+            times.push(t.elapsed());
+            size = body.len();
+        }
+        times.sort();
+        println!(
+            "GET /metrics with {} trust domains: median {:.2} ms, max {:.2} ms ({} bytes)",
+            args.federation + 1,
+            ms(times[times.len() / 2]),
+            ms(*times.last().unwrap_or(&Duration::ZERO)),
+            size
+        );
     }
 
     let _ = nix::sys::signal::kill(
@@ -378,6 +395,20 @@ fn cpu_ns(pid: u32) -> u64 {
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// A whole HTTP/1.0 response from the loopback health server.
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let _ = s
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn free_port() -> u16 {
