@@ -324,10 +324,12 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         println!(
-            "daemon with X.509, JWT bundle and {entries} JWT-SVID entr{}: {} connection(s) to the agent, idle RSS {:.2} MB",
+            "daemon with X.509, JWT bundle and {entries} JWT-SVID entr{}: {} connection(s) to the agent, idle RSS {:.2} MB (anonymous {:.2} MB), {} threads",
             if entries == 1 { "y" } else { "ies" },
             api.connections() - before,
-            status_kb(pid, "VmRSS:") as f64 / 1024.0
+            status_kb(pid, "VmRSS:") as f64 / 1024.0,
+            status_kb(pid, "RssAnon:") as f64 / 1024.0,
+            status_kb(pid, "Threads:")
         );
         let _ = child.kill().await;
     }

@@ -260,6 +260,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
         );
         tasks.spawn(fut.instrument(info_span!("jwt_bundle")));
     }
+    let fetches = std::sync::Arc::new(tokio::sync::Semaphore::new(refresh::CONCURRENT_FETCHES));
     for entry in &cfg.jwt_svids {
         let span = info_span!("jwt_svid", audience = %entry.audience);
         let fut = refresh::run(
@@ -267,6 +268,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
             entry.clone(),
             cfg.hint.clone(),
             publisher.clone(),
+            std::sync::Arc::clone(&fetches),
             token.child_token(),
         );
         tasks.spawn(fut.instrument(span));

@@ -33,12 +33,20 @@ enum RefreshError {
     Publish(#[from] PublishError),
 }
 
+/// How many refreshers talk to the agent at the same moment. A hundred
+/// entries all fetching at start-up would hold a hundred sets of HTTP/2 and
+/// decode buffers at once, whose freed memory stays with the process; a
+/// few at a time cost little, and as every call has a deadline, a call that
+/// hangs holds its place for at most that long.
+pub const CONCURRENT_FETCHES: usize = 8;
+
 /// Keeps one JWT-SVID file fresh until cancelled.
 pub async fn run(
     agent: Agent,
     entry: JwtSvidOutput,
     hint: Option<String>,
     publisher: Publisher,
+    fetches: std::sync::Arc<tokio::sync::Semaphore>,
     token: CancellationToken,
 ) {
     let mut retry = Backoff::new(RETRY_FIRST, RETRY_MAX);
@@ -48,13 +56,10 @@ pub async fn run(
     loop {
         // Boxed: the call's large state lives only while it runs, so a
         // hundred sleeping refreshers hold a few hundred bytes each.
-        let call = Box::pin(once(
-            &agent,
-            &entry,
-            &audiences,
-            hint.as_deref(),
-            &publisher,
-        ));
+        let call = Box::pin(async {
+            let _turn = fetches.acquire().await;
+            once(&agent, &entry, &audiences, hint.as_deref(), &publisher).await
+        });
         let attempt = tokio::select! {
             biased;
             () = token.cancelled() => return,
