@@ -43,39 +43,8 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-async fn wait_svid(w: &Workdir, svid: &Svid) {
-    let want = pem_certs(&[svid.leaf_der()]);
-    let path = w.certs().join("svid.pem");
-    wait_for("the SVID file to hold the new leaf", LONG, || {
-        read_opt(&path)
-            .filter(|b| b.starts_with(want.as_bytes()))
-            .map(drop)
-    })
-    .await;
-}
-
 fn three(w: &Workdir) -> [Option<Vec<u8>>; 3] {
     ["svid.pem", "svid_key.pem", "svid_bundle.pem"].map(|n| read_opt(&w.certs().join(n)))
-}
-
-async fn wait_http(port: u16, path: &str, code: u16) -> String {
-    let end = std::time::Instant::now() + LONG;
-    loop {
-        if let Some((c, body)) = http_get(port, path).await {
-            if c == code {
-                return body;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "timed out waiting for {path} to answer {code}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn health(port: u16) -> String {
-    format!("health_checks {{\n  listener_enabled = true\n  bind_port = {port}\n}}\n")
 }
 
 /// Names in `certs/` that are the helper's temporary or backup files.
@@ -106,7 +75,7 @@ async fn an_immutable_certificate_file_rolls_the_whole_batch_back() {
     api.set_x509(pki.x509_update(first.clone()));
     let port = free_port();
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health(port)));
+    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
     let d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
     let before = three(&w);
@@ -156,7 +125,7 @@ async fn a_directory_in_the_way_changes_nothing_and_recovers() {
     api.set_x509(pki.x509_update(first.clone()));
     let port = free_port();
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health(port)));
+    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
     let d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
     let [_, key_before, bundle_before] = three(&w);
@@ -222,7 +191,7 @@ async fn a_full_filesystem_keeps_the_previous_files_and_recovers() {
         return;
     }
     let _unmount = Mounted(certs.clone());
-    w.conf(&x509_conf(api.socket_path(), &health(port)));
+    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
     let d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
     let before = three(&w);
@@ -258,7 +227,7 @@ async fn bad_updates_from_the_agent_are_refused_and_the_last_good_files_kept() {
     api.set_x509(pki.x509_update(first.clone()));
     let port = free_port();
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health(port)));
+    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
     let d = w.spawn(&["-config", "helper.conf"]);
     wait_svid(&w, &first).await;
     wait_http(port, "/live", 200).await;
@@ -424,7 +393,7 @@ async fn idle_connections_cannot_starve_the_helper_of_descriptors() {
     api.set_x509(pki.x509_update(first.clone()));
     let port = free_port();
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health(port)));
+    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
     let mut d = w.spawn_under(
         &["prlimit", "--nofile=64:64", "--"],
         &["-config", "helper.conf"],

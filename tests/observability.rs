@@ -59,21 +59,6 @@ fn not_after(pem_text: &str) -> (f64, f64) {
     )
 }
 
-async fn wait_svid(w: &Workdir, svid: &Svid) {
-    let want = pem_certs(&[svid.leaf_der()]);
-    let path = w.certs().join("svid.pem");
-    wait_for("the SVID file to hold the new leaf", LONG, || {
-        read_opt(&path)
-            .filter(|b| b.starts_with(want.as_bytes()))
-            .map(drop)
-    })
-    .await;
-}
-
-fn health(port: u16, extra: &str) -> String {
-    format!("health_checks {{\n  listener_enabled = true\n  bind_port = {port}\n{extra}}}\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_rotations_streams_and_the_child() {
     let api = FakeWorkloadApi::start().await;
@@ -93,7 +78,7 @@ async fn metrics_follow_rotations_streams_and_the_child() {
         &format!(
             "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }}]\ncmd = \"/bin/sh\"\ncmd_args = [\"-c\", \"echo $$ > {}; trap 'exit 3' TERM; trap ':' USR1; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done\"]\nrenew_signal = \"SIGUSR1\"\n{}",
             marker.display(),
-            health(port, "")
+            health_conf(port, "")
         ),
     ));
     let d = w.spawn(&["-config", "helper.conf"]);
@@ -211,7 +196,7 @@ async fn a_large_federation_scrapes_whole() {
     api.set_x509(update);
     let port = free_port();
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health(port, "")));
+    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
     let _d = w.spawn(&["-config", "helper.conf"]);
     let m = wait_metric(
         port,
@@ -247,7 +232,7 @@ async fn status_document_matches_the_files_and_holds_no_secret() {
         &format!(
             "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_extra_audiences = [\"cache\"], jwt_svid_file_name = \"db.token\" }}]\npid_file_name = \"{}\"\nrenew_signal = \"SIGCONT\"\n{}",
             pid_file.display(),
-            health(port, "")
+            health_conf(port, "")
         ),
     ));
     let _d = w.spawn(&["-config", "helper.conf"]);
@@ -319,7 +304,7 @@ async fn metrics_and_status_paths_can_be_moved_or_turned_off() {
     let w = Workdir::new();
     w.conf(&x509_conf(
         api.socket_path(),
-        &health(port, "  metrics_path = \"/m\"\n  status_path = \"\"\n"),
+        &health_conf(port, "  metrics_path = \"/m\"\n  status_path = \"\"\n"),
     ));
     let _d = w.spawn(&["-config", "helper.conf"]);
     let end = std::time::Instant::now() + LONG;

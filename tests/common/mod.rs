@@ -335,3 +335,41 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 pub fn read_opt(p: &Path) -> Option<Vec<u8>> {
     std::fs::read(p).ok()
 }
+
+/// Waits until `certs/svid.pem` starts with `svid`'s leaf.
+pub async fn wait_svid(w: &Workdir, svid: &Svid) {
+    let want = pem_certs(&[svid.leaf_der()]);
+    let path = w.certs().join("svid.pem");
+    wait_for(
+        "the SVID file to hold the new leaf",
+        Duration::from_secs(20),
+        || {
+            read_opt(&path)
+                .filter(|b| b.starts_with(want.as_bytes()))
+                .map(drop)
+        },
+    )
+    .await;
+}
+
+/// Polls `GET path` on loopback until it answers `code`; returns the body.
+pub async fn wait_http(port: u16, path: &str, code: u16) -> String {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((c, body)) = http_get(port, path).await {
+            if c == code {
+                return body;
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {path} to answer {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A `health_checks` block with the listener on `port`, plus `extra` lines.
+pub fn health_conf(port: u16, extra: &str) -> String {
+    format!("health_checks {{\n  listener_enabled = true\n  bind_port = {port}\n{extra}}}\n")
+}
