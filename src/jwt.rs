@@ -23,7 +23,12 @@ pub fn render_bundles(set: &JwtBundleSet, out: &OutputFile) -> (Batch, JwtBundle
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     let mut info = JwtBundleInfo::default();
     for (td, bundle) in set.iter() {
-        let mut keys: Vec<_> = bundle.jwt_authorities().collect();
+        // A key without an ID cannot be used to verify a token (JWT-SVIDs
+        // name their key) and a JWKS reader refuses it: it is left out.
+        let mut keys: Vec<_> = bundle
+            .jwt_authorities()
+            .filter(|k| !k.key_id().is_empty())
+            .collect();
         // Authorities come from a hash map: sort so the file is stable.
         keys.sort_by(|a, b| a.key_id().cmp(b.key_id()));
         let mut jwks = String::from("{\"keys\":[");
@@ -172,6 +177,29 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_key_without_an_id_is_left_out_and_the_file_reads_back() {
+        // Found by fuzzing: an empty `kid` was dropped as go-jose drops
+        // empty members, leaving a key no reader accepts.
+        let td = TrustDomain::new("example.org").unwrap();
+        let jwks = br#"{"keys":[{"kty":"EC","kid":"","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+        let mut set = JwtBundleSet::new();
+        set.add_bundle(JwtBundle::from_jwt_authorities(td.clone(), jwks).unwrap());
+        let out = OutputFile {
+            path: "b.json".into(),
+            mode: 0o600,
+        };
+        let (batch, info) = render_bundles(&set, &out);
+        assert_eq!(info.trust_domains, vec![("example.org".to_owned(), vec![])]);
+        let text: BTreeMap<String, String> =
+            serde_json::from_slice(batch.writes[0].bytes.expose()).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&text["example.org"])
+            .unwrap();
+        assert_eq!(raw, br#"{"keys":[]}"#);
+        JwtBundle::from_jwt_authorities(td, &raw).unwrap();
     }
 
     #[test]
