@@ -7,6 +7,7 @@
 //! then commit what changed under `seeds/`. Keys are fresh on every run, so
 //! every seed changes: run it only when a seed should change.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use fake_workload_api::{Ca, JwtIssuer, Svid};
 use prost::Message as _;
 use spiffe_helper_fuzz::{jwt_bundle_output, jwt_bundle_set, pb, x509_context, x509_output};
 
-const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+const YEAR: Duration = Duration::from_hours(365 * 24);
 
 /// An RSA public key in JWK form (RFC 7517, appendix A.1), beside the EC
 /// keys the fake agent mints.
@@ -38,7 +39,7 @@ fn main() {
         &x509.join("intermediate-federated-expired"),
         &pb::X509SvidResponse {
             svids: vec![entry(
-                intermediate.issue_svid("spiffe://example.org/workload", 10 * YEAR),
+                &intermediate.issue_svid("spiffe://example.org/workload", 10 * YEAR),
                 &root.cert_der(),
             )],
             crl: Vec::new(),
@@ -58,20 +59,20 @@ fn main() {
         &pb::X509SvidResponse {
             svids: vec![
                 entry(
-                    intermediate
+                    &intermediate
                         .issue_svid("spiffe://example.org/db", 10 * YEAR)
                         .with_hint("internal"),
                     &two_roots,
                 ),
                 entry(
-                    other
+                    &other
                         .issue_svid("spiffe://other.test/web", 10 * YEAR)
                         .with_hint("external"),
                     &other.cert_der(),
                 ),
             ],
             crl: Vec::new(),
-            federated_bundles: Default::default(),
+            federated_bundles: BTreeMap::new(),
         },
     );
 
@@ -108,7 +109,7 @@ fn main() {
     );
 }
 
-fn entry(svid: Svid, bundle: &[u8]) -> pb::X509Svid {
+fn entry(svid: &Svid, bundle: &[u8]) -> pb::X509Svid {
     pb::X509Svid {
         spiffe_id: svid.spiffe_id.clone(),
         x509_svid: svid.chain.concat(),
