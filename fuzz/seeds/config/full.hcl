@@ -3,6 +3,8 @@ cert_dir = "certs"
 svid_file_name = "svid.pem"
 svid_key_file_name = "svid_key.pem"
 svid_bundle_file_name = "svid_bundle.pem"
+credential_bundle_file_name = "credentials.pem"
+trust_bundles_dir = "bundles"
 add_intermediates_to_bundle = true
 include_federated_domains = true
 omit_expired = "true"
@@ -24,12 +26,16 @@ cmd = "/usr/sbin/nginx"
 cmd_args = "-g \"daemon off;\" -c \"\"\"q\"\"\""
 pid_file_name = "/run/nginx.pid"
 renew_signal = "SIGHUP"
+cmd_exit_policy = "restart"
 log_level = "debug"
 log_format = "json"
 oneshot_max_wait = "90s"
 health_checks {
   listener_enabled = true
+  bind_address = "127.0.0.1"
   bind_port = 8081
   liveness_path = "/live"
   readiness_path = "/ready"
+  metrics_path = "/metrics"
+  status_path = "/status"
 }
