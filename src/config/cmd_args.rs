@@ -9,18 +9,28 @@ use std::fmt;
 /// Why a `cmd_args` string cannot be split, with Go's wording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitError {
+    /// The line where the record (the argument list) started.
+    pub start_line: usize,
     pub line: usize,
     pub column: usize,
     pub bare: bool,
+    /// Nothing but line breaks: Go's reader answers `EOF`.
+    pub empty: bool,
 }
 
 impl fmt::Display for SplitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.empty {
+            return f.write_str("EOF: it holds nothing but line breaks");
+        }
         let what = if self.bare {
             "bare \" in non-quoted-field"
         } else {
             "extraneous or missing \" in quoted-field"
         };
+        if self.start_line != self.line {
+            write!(f, "record on line {}; ", self.start_line)?;
+        }
         write!(
             f,
             "parse error on line {}, column {}: {what}",
@@ -44,23 +54,29 @@ pub fn split(input: &str) -> Result<Split, SplitError> {
             ignored_rest: false,
         });
     }
-    // Lines with "\r\n" normalised to "\n"; blank lines before the record
-    // are skipped, as the csv reader does.
+    // Lines with "\r\n" normalised to "\n", and a "\r" just before the
+    // end dropped; blank lines before the record are skipped, as the csv
+    // reader does.
     let mut lines = input
         .split_inclusive('\n')
         .map(|l| match l.strip_suffix("\r\n") {
             Some(s) => format!("{s}\n"),
+            None if !l.ends_with('\n') => l.strip_suffix('\r').unwrap_or(l).to_owned(),
             None => l.to_owned(),
         })
         .enumerate()
         .map(|(i, l)| (i + 1, l))
-        .skip_while(|(_, l)| l == "\n");
+        .skip_while(|(_, l)| l == "\n" || l.is_empty());
     let Some((mut line_no, mut line)) = lines.next() else {
-        return Ok(Split {
-            args: Vec::new(),
-            ignored_rest: false,
+        return Err(SplitError {
+            start_line: 1,
+            line: 1,
+            column: 1,
+            bare: false,
+            empty: true,
         });
     };
+    let start_line = line_no;
     let mut args = Vec::new();
     // Byte position within `line` where the current field starts.
     let mut pos = 0;
@@ -72,9 +88,11 @@ pub fn split(input: &str) -> Result<Split, SplitError> {
             let field = field.strip_suffix('\n').unwrap_or(field);
             if let Some(q) = field.find('"') {
                 return Err(SplitError {
+                    start_line,
                     line: line_no,
                     column: pos + q + 1,
                     bare: true,
+                    empty: false,
                 });
             }
             args.push(field.to_owned());
@@ -107,11 +125,14 @@ pub fn split(input: &str) -> Result<Split, SplitError> {
                         break 'fields;
                     }
                     Some(_) => {
+                        // Go names the column of the closing quote.
                         return Err(SplitError {
+                            start_line,
                             line: line_no,
-                            column: pos + 1,
+                            column: pos,
                             bare: false,
-                        })
+                            empty: false,
+                        });
                     }
                 }
             } else {
@@ -124,10 +145,12 @@ pub fn split(input: &str) -> Result<Split, SplitError> {
                     }
                     None => {
                         return Err(SplitError {
+                            start_line,
                             line: line_no,
                             column: line.len() + 1,
                             bare: false,
-                        })
+                            empty: false,
+                        });
                     }
                 }
             }
@@ -215,7 +238,27 @@ mod tests {
         );
         let e = split(r#""ab"c"#).unwrap_err();
         assert!(!e.bare);
-        assert_eq!(e.column, 5);
+        assert_eq!(e.column, 4);
+        // A record that started on an earlier line says so, as Go does.
+        let e = split("\"a\nb\"c").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "record on line 1; parse error on line 2, column 2: extraneous or missing \" in quoted-field"
+        );
+    }
+
+    #[test]
+    fn carriage_returns_and_blank_input_as_go_reads_them() {
+        // A "\r" just before the end is dropped, as Go's reader drops it.
+        assert_eq!(ok("a b\r"), ["a", "b"]);
+        assert_eq!(ok("\"\"\r"), [""]);
+        // Nothing but line breaks: Go answers EOF, so the program would
+        // never start; it is an error here too.
+        for input in ["\n", "\r\n\n", "\r"] {
+            let e = split(input).unwrap_err();
+            assert!(e.empty, "{input:?}");
+            assert!(e.to_string().starts_with("EOF"), "{e}");
+        }
     }
 
     #[test]
