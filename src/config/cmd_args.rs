@@ -266,6 +266,10 @@ mod tests {
             "\"a\" b\"",
             Err("parse error on line 1, column 6: bare \" in non-quoted-field"),
         ),
+        (
+            "\"\"\"",
+            Err("parse error on line 1, column 4: extraneous or missing \" in quoted-field"),
+        ),
         ("a\r\nb", Ok(&["a"])),
         ("\"x\"\"y\" z", Ok(&["x\"y", "z"])),
         (
@@ -280,7 +284,6 @@ mod tests {
     const GO_TABLE_DIFFERENT: &[(&str, Result<&[&str], &str>)] = &[
         // Go names the stray closing quote's column; we name the next one.
         ("\"ab\"c", Err("parse error on line 1, column 4: extraneous or missing \" in quoted-field")),
-        ("\"\"\"", Err("parse error on line 1, column 4: extraneous or missing \" in quoted-field")),
         ("\"ab\"\"c\"d", Err("parse error on line 1, column 7: extraneous or missing \" in quoted-field")),
         // Go says where the record started when the error is on a later line.
         ("\"a\nbc", Err("record on line 1; parse error on line 2, column 3: extraneous or missing \" in quoted-field")),
