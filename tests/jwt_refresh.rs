@@ -73,7 +73,7 @@ jwt_svids = [{{ jwt_audience = "db", jwt_svid_file_name = "db.token" }}]
     let t = wait_fetches(&api, 6, &d).await;
     assert!(w.exists("certs/db.token"));
     for (i, want) in [1.0, 2.0, 4.0, 8.0].into_iter().enumerate() {
-        about(&format!("retry {}", i + 1), t[i + 1] - t[i], want, 1.5);
+        about(&format!("retry {}", i + 1), t[i + 1] - t[i], want, 2.5);
     }
     about("refresh after the success", t[5] - t[4], 5.75, 2.0);
 
@@ -82,7 +82,7 @@ jwt_svids = [{{ jwt_audience = "db", jwt_svid_file_name = "db.token" }}]
     api.fail_jwt_next(1);
     let t = wait_fetches(&api, 9, &d).await;
     about("refresh", t[6] - t[5], 5.75, 2.0);
-    about("first retry after a later failure", t[7] - t[6], 1.0, 1.5);
+    about("first retry after a later failure", t[7] - t[6], 1.0, 2.5);
     about("refresh after the recovery", t[8] - t[7], 5.75, 2.0);
     let logs = d.logs();
     assert!(

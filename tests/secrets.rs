@@ -261,3 +261,49 @@ at_every_level! {
     daemon_at_debug_level: daemon("debug");
     daemon_at_trace_level: daemon("trace");
 }
+
+/// The search itself finds a printed secret in each form, so the tests
+/// above can fail.
+#[test]
+fn a_printed_secret_is_found_in_every_form() {
+    let pki = Pki::new();
+    let svid = pki.svid();
+    let token = pki.jwt.mint(
+        "spiffe://example.org/workload",
+        &["db".to_owned()],
+        Duration::from_secs(60),
+    );
+    let mut s = Secrets::default();
+    s.key(&svid);
+    s.jwt(&token);
+    let pem = pem_block("PRIVATE KEY", &svid.key_pkcs8);
+    let hex: String = svid.key_pkcs8.iter().map(|b| format!("{b:02X}")).collect();
+    let leaks = [
+        format!(
+            "2026-01-01T00:00:00Z  INFO written key={}",
+            pem.lines().nth(2).unwrap()
+        ),
+        format!("key {}", pem.lines().nth(3).unwrap()),
+        format!("key {:?}", svid.key_pkcs8),
+        format!("key {hex}"),
+        format!("token={token}"),
+        format!("sig {}", token.rsplit('.').next().unwrap()),
+    ];
+    for leak in &leaks {
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.assert_absent("info", &format!("harmless\n{leak}\nharmless"));
+        }));
+        assert!(found.is_err(), "not found: {leak}");
+    }
+    s.assert_absent("info", "nothing secret here\nspiffe://example.org/workload");
+
+    let more_verbose = std::panic::catch_unwind(|| {
+        assert_level_applied("warn", "2026-01-01T00:00:00.1Z  INFO something");
+    });
+    assert!(more_verbose.is_err(), "an INFO line at the warn level");
+    let missing = std::panic::catch_unwind(|| {
+        assert_level_applied("trace", "2026-01-01T00:00:00.1Z DEBUG something");
+    });
+    assert!(missing.is_err(), "no TRACE line at the trace level");
+    assert_level_applied("trace", "2026-01-01T00:00:00.1Z TRACE something");
+}
