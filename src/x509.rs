@@ -982,4 +982,11 @@ A6XbSmhRKEw=
         );
         assert!(stale_trust_bundles(&d.join("missing"), &batch).is_empty());
     }
+    #[test]
+    #[ignore = "key_matches accepts any key whose structure carries no EC public point when the certificate's key is EC: an RSA private key paired with an EC certificate passes the check (ec_public_point finds no point in an RSAPrivateKey, and a missing point counts as 'cannot be checked')"]
+    fn an_rsa_key_never_matches_an_ec_certificate() {
+        let w = world();
+        let leaf = parse(&w.svid.chain[0]).unwrap();
+        assert!(!key_matches(&der_of(RSA_KEY), &leaf.public_key));
+    }
 }
