@@ -57,4 +57,17 @@ mod tests {
         b.reset();
         assert!(b.next_delay() < Duration::from_millis(111));
     }
+    #[tokio::test]
+    async fn sleep_or_cancel_tells_whether_it_was_cancelled() {
+        let token = tokio_util::sync::CancellationToken::new();
+        assert!(!sleep_or_cancel(&token, Duration::from_millis(1)).await);
+        token.cancel();
+        let cancelled = tokio::time::timeout(
+            Duration::from_secs(60),
+            sleep_or_cancel(&token, Duration::from_secs(3600)),
+        )
+        .await
+        .expect("returns at once when cancelled");
+        assert!(cancelled);
+    }
 }

@@ -119,7 +119,8 @@ pub fn render_token(svid: &JwtSvid, out: &JwtSvidOutput) -> Batch {
 /// second (as the Go helper does), measured from `now`.
 pub fn next_refresh(expiry: i64, now: i64) -> Duration {
     let remaining = u64::try_from(expiry.saturating_sub(now)).unwrap_or(0);
-    Duration::from_millis(remaining * 500) + Duration::from_secs(1)
+    // Saturating: an absurd expiry from a broken agent must not overflow.
+    Duration::from_millis(remaining.saturating_mul(500)).saturating_add(Duration::from_secs(1))
 }
 
 #[cfg(test)]
@@ -223,5 +224,79 @@ mod tests {
         let bytes = out.writes[0].bytes.expose();
         assert_eq!(bytes, token.as_bytes());
         assert!(!bytes.ends_with(b"\n"));
+    }
+    #[test]
+    fn several_keys_of_one_trust_domain_are_sorted_by_key_id() {
+        let a = JwtIssuer::new("example.org", "k2");
+        let b = JwtIssuer::new("example.org", "k1");
+        let keys = |i: &JwtIssuer| {
+            serde_json::from_slice::<serde_json::Value>(&i.jwks_json()).unwrap()["keys"][0].clone()
+        };
+        let jwks = serde_json::json!({ "keys": [keys(&a), keys(&b)] }).to_string();
+        let mut set = JwtBundleSet::new();
+        let td = TrustDomain::new("example.org").unwrap();
+        set.add_bundle(JwtBundle::from_jwt_authorities(td, jwks.as_bytes()).unwrap());
+        let out = OutputFile {
+            path: "b.json".into(),
+            mode: 0o600,
+        };
+        let (batch, info) = render_bundles(&set, &out);
+        assert_eq!(
+            info.trust_domains,
+            [(
+                "example.org".to_owned(),
+                vec!["k1".to_owned(), "k2".to_owned()]
+            )]
+        );
+        let text = String::from_utf8(batch.writes[0].bytes.expose().to_vec()).unwrap();
+        let parsed: BTreeMap<String, String> = serde_json::from_str(&text).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&parsed["example.org"])
+            .unwrap();
+        let doc = String::from_utf8(raw).unwrap();
+        let got: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
+        let kids: Vec<&str> = got["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, ["k1", "k2"]);
+        assert!(doc.starts_with("{\"keys\":[{\"kty\""), "{doc}");
+        assert!(doc.contains("},{\"kty\""), "{doc}");
+        assert_eq!(batch.writes[0].mode, 0o600);
+        assert_eq!(batch.writes[0].path, std::path::Path::new("b.json"));
+    }
+
+    #[test]
+    fn jwk_members_in_go_jose_order_without_empty_ones() {
+        let jwk = br#"{"y":"Y","x":"X","use":"jwt-svid","alg":null,"kid":"","crv":"P-256","kty":"EC","x5t#S256":"T","extra":1}"#;
+        assert_eq!(
+            jwk_members(jwk),
+            r#"{"kty":"EC","crv":"P-256","x":"X","y":"Y","x5t#S256":"T"}"#
+        );
+        assert_eq!(jwk_members(br#"{"kid":"a\"b"}"#), r#"{"kid":"a\"b"}"#);
+        assert_eq!(jwk_members(b"{}"), "{}");
+        // Not an object: kept as sent.
+        assert_eq!(jwk_members(b"[1,2]"), "[1,2]");
+        assert_eq!(jwk_members(b"not json"), "not json");
+    }
+
+    #[test]
+    fn json_strings_are_quoted_and_escaped() {
+        assert_eq!(json_string("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(json_string(""), r#""""#);
+    }
+
+    #[test]
+    fn refresh_waits_grow_with_the_remaining_lifetime() {
+        assert_eq!(next_refresh(0, 0), Duration::from_secs(1));
+        assert_eq!(next_refresh(2, 0), Duration::from_secs(2));
+        assert_eq!(next_refresh(3, 0), Duration::from_millis(2500));
+    }
+    #[test]
+    fn an_absurdly_distant_expiry_does_not_overflow() {
+        let wait = next_refresh(i64::MAX, 0);
+        assert!(wait >= Duration::from_secs(3600 * 24 * 365), "{wait:?}");
     }
 }

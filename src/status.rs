@@ -411,4 +411,51 @@ mod tests {
             r#"{"status":"Service Unavailable","health":{"file_write_statuses":{"jwt_write_status":{}}}}"#
         );
     }
+    #[test]
+    fn file_keys_are_the_cleaned_path() {
+        assert_eq!(
+            key(std::path::Path::new("./certs/./jwt.token")),
+            "certs/jwt.token"
+        );
+        assert_eq!(key(std::path::Path::new("/a//b/")), "/a/b");
+    }
+
+    #[test]
+    fn set_jwt_records_the_status_and_notifies_only_on_a_change() {
+        let (tx, mut rx) = watch::channel(status());
+        rx.mark_unchanged();
+        let path = std::path::Path::new("./certs/jwt.token");
+        set_jwt(&tx, path, WriteStatus::Written);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(
+            rx.borrow_and_update().jwt["certs/jwt.token"],
+            WriteStatus::Written
+        );
+        set_jwt(&tx, path, WriteStatus::Written);
+        assert!(!rx.has_changed().unwrap(), "no change, no notification");
+        set_jwt(
+            &tx,
+            std::path::Path::new("certs/other.token"),
+            WriteStatus::Failed,
+        );
+        assert!(rx.has_changed().unwrap());
+        let s = rx.borrow_and_update().clone();
+        assert_eq!(s.jwt.len(), 2);
+        assert!(!s.is_live(0));
+    }
+
+    #[test]
+    fn without_x509_output_only_the_jwt_files_count() {
+        let mut s = status();
+        s.x509 = None;
+        assert!(!s.is_ready());
+        s.jwt.insert("certs/jwt.token".into(), WriteStatus::Written);
+        assert!(s.is_ready() && s.is_live(0));
+        s.jwt.clear();
+        assert!(s.is_ready() && s.is_live(0), "nothing configured: ready");
+        s.x509 = Some(WriteStatus::Failed);
+        assert!(!s.is_live(0) && !s.is_ready());
+        s.x509 = Some(WriteStatus::Unwritten);
+        assert!(s.is_live(0) && !s.is_ready());
+    }
 }

@@ -274,14 +274,16 @@ fn strip_zeros(b: &[u8]) -> Vec<u8> {
 /// and RSA keys their modulus; a key form that carries neither cannot be
 /// checked without doing cryptography and is accepted.
 fn key_matches(pkcs8: &[u8], public: &PublicKey) -> bool {
-    let Some(key) = pkcs8_private_key(pkcs8) else {
+    let (Some(algorithm), Some(key)) = (pkcs8_algorithm(pkcs8), pkcs8_private_key(pkcs8)) else {
         return false;
     };
     match public {
-        PublicKey::Ec(point) => match ec_public_point(key) {
-            Some(p) => p == point.as_slice(),
-            None => true,
-        },
+        // An EC certificate needs an EC key; its point is compared when the
+        // key carries it.
+        PublicKey::Ec(point) => {
+            algorithm == OID_EC_PUBLIC_KEY
+                && ec_public_point(key).is_none_or(|p| p == point.as_slice())
+        }
         PublicKey::Rsa(n, e) => match rsa_modulus_exponent(key) {
             Some((kn, ke)) => strip_zeros(kn) == *n && strip_zeros(ke) == *e,
             None => false,
@@ -310,6 +312,26 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         return None;
     }
     Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// The DER body of the OID 1.2.840.10045.2.1 (`id-ecPublicKey`).
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/// The algorithm OID (its DER body) of a PKCS#8 `PrivateKeyInfo`.
+fn pkcs8_algorithm(pkcs8: &[u8]) -> Option<&[u8]> {
+    let (0x30, info, _) = der(pkcs8)? else {
+        return None;
+    };
+    let (0x02, _, rest) = der(info)? else {
+        return None;
+    };
+    let (0x30, algorithm, _) = der(rest)? else {
+        return None;
+    };
+    let (0x06, oid, _) = der(algorithm)? else {
+        return None;
+    };
+    Some(oid)
 }
 
 /// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`.
@@ -596,5 +618,412 @@ mod tests {
         assert_eq!(lines[1].len(), 64);
         assert_eq!(lines.last().unwrap(), &"-----END CERTIFICATE-----");
         assert!(text.ends_with('\n'));
+    }
+    /// A 512-bit RSA certificate (self-signed CA, `openssl req -x509`), its
+    /// PKCS#8 key, and another RSA key with the same public exponent.
+    /// The lengths are in DER's long form and the modulus has a leading
+    /// zero byte, as RSA keys usually do.
+    const RSA_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBfzCCASmgAwIBAgIUbN9Vn1RgWxMxryQuzp8HFyjhA5gwDQYJKoZIhvcNAQEL
+BQAwEzERMA8GA1UEAwwIcnNhLXRlc3QwIBcNMjYxMjAyMDUwOTQ2WhgPMjEyNjEx
+MDgwNTA5NDZaMBMxETAPBgNVBAMMCHJzYS10ZXN0MFwwDQYJKoZIhvcNAQEBBQAD
+SwAwSAJBAM5JruXxzjhga0FzhLNeCldbjZFoN8fyyRcCfIulGLoDUMcD0HuvxRKF
+d6NZe64mqvOwKUFgmIIVMogfktIuNK8CAwEAAaNTMFEwHQYDVR0OBBYEFKoz5qRt
+lx5OaMrLiqNwp+DrxKs2MB8GA1UdIwQYMBaAFKoz5qRtlx5OaMrLiqNwp+DrxKs2
+MA8GA1UdEwEB/wQFMAMBAf8wDQYJKoZIhvcNAQELBQADQQC/vAX05wY2flEXZ+ST
+J0hWQrEgGFL3xeUwbekBKFoMiM4fYlBjJZYJZ+ZMow0+w8kHnptZBuW+swzoOppq
+wrMM
+-----END CERTIFICATE-----
+";
+    const RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAzkmu5fHOOGBrQXOE
+s14KV1uNkWg3x/LJFwJ8i6UYugNQxwPQe6/FEoV3o1l7riaq87ApQWCYghUyiB+S
+0i40rwIDAQABAkACh9zhbUn+XxBxyR0Dpk+yKqld801b4pqc8abdf7UB8yrSQBRu
+i+38J/Mg+PP6zlaUsR/EKOnm25SGVBPwFcZBAiEA7a6wtAbL5YjaINBg1ZWsto83
+O1GBBKMTYydD71q4QccCIQDeL5mUnYgAn/qIM73CMTYCthQqqZtrMAwyHSnh0p31
+2QIhANQELCOqnF8YAFudBYQAi5wdjIshXREh1r1v3S25ovspAiAdYvZRLbS7QG2G
+bjF+6btXCHYKXnxr5OL4DdtoPs8doQIhAIY9vYDyNYtBRRDqLyFYxPBs/aqbIBPO
+bdHIdqziWoHj
+-----END PRIVATE KEY-----
+";
+    const OTHER_RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIBVAIBADANBgkqhkiG9w0BAQEFAASCAT4wggE6AgEAAkEAqf1qJ3DLPrUnHFAX
+Q1I7beqkSvbpBjWo2FTmjnSxmDyt18m2yDorsz5lFwqx32CrlU0drenPxL4KsbXX
+74RkgQIDAQABAkEAnIE2JM3SMg+yzHxojpC9Knune2VMMW1h4Jp6EpoZkCB9fj8G
+4yLtDXDzkCzvjRBWUK5yw8Q6+0hgX40sHr9eAQIhANMnl/iX0hI9R5u0ibtTOWFS
+4t4/i72/acYwkTBIopiRAiEAzhe1BIzogHCM24WmEkuP5NPakrc4UtXa9+fnp19I
+hPECIAUgRfE0BlaJBE8EX/+bMp5pO7a3hjXyCqhUD4JDkSbxAiAH6XkVl6NFawy9
+UMAza5s2mbuGbmpHI9aoNcr67fmGwQIgU2qiSRNnvfFA2bVrfxhxb04s6Bi+3InH
+A6XbSmhRKEw=
+-----END PRIVATE KEY-----
+";
+
+    fn der_of(pem_text: &str) -> Vec<u8> {
+        pem::parse(pem_text).unwrap().into_contents()
+    }
+
+    /// One DER element with `content`, in short or long form.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(u8::try_from(len).unwrap());
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | u8::try_from(bytes.len()).unwrap());
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// A PKCS#8 EC key around an RFC 5915 `ECPrivateKey` holding the given
+    /// optional `[0]` parameters and `[1]` public point.
+    fn ec_pkcs8(params: bool, point: Option<&[u8]>) -> Vec<u8> {
+        const EC_PUBLIC_KEY: [u8; 7] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        const PRIME256V1: [u8; 8] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        let mut ec = tlv(0x02, &[1]);
+        ec.extend(tlv(0x04, &[0x11; 32]));
+        if params {
+            ec.extend(tlv(0xa0, &tlv(0x06, &PRIME256V1)));
+        }
+        if let Some(p) = point {
+            let mut bits = vec![0];
+            bits.extend_from_slice(p);
+            ec.extend(tlv(0xa1, &tlv(0x03, &bits)));
+        }
+        let mut alg = tlv(0x06, &EC_PUBLIC_KEY);
+        alg.extend(tlv(0x06, &PRIME256V1));
+        let mut info = tlv(0x02, &[0]);
+        info.extend(tlv(0x30, &alg));
+        info.extend(tlv(0x04, &tlv(0x30, &ec)));
+        tlv(0x30, &info)
+    }
+
+    #[test]
+    fn der_elements_in_short_and_long_form() {
+        assert_eq!(
+            der(&[0x04, 0x02, 0xaa, 0xbb, 0xcc]),
+            Some((0x04, &[0xaa, 0xbb][..], &[0xcc][..]))
+        );
+        assert_eq!(der(&[0x04, 0x00]), Some((0x04, &[][..], &[][..])));
+        // The longest short form, and the shortest long forms.
+        let body = vec![9u8; 300];
+        let short = [&[0x04, 0x7f][..], &body[..127]].concat();
+        assert_eq!(der(&short), Some((0x04, &body[..127], &[][..])));
+        let long = [&[0x04, 0x81, 0x80][..], &body[..128], &[1]].concat();
+        assert_eq!(der(&long), Some((0x04, &body[..128], &[1][..])));
+        let long = [&[0x04, 0x82, 0x01, 0x00][..], &body[..256]].concat();
+        assert_eq!(der(&long), Some((0x04, &body[..256], &[][..])));
+        let long = [&[0x04, 0x82, 0x01, 0x2c][..], &body[..]].concat();
+        assert_eq!(der(&long), Some((0x04, &body[..], &[][..])));
+        // A length of length four is read; zero (indefinite) and five are not.
+        assert_eq!(
+            der(&[0x04, 0x84, 0, 0, 0, 1, 0xaa]),
+            Some((0x04, &[0xaa][..], &[][..]))
+        );
+        assert_eq!(der(&[0x04, 0x81, 0x00]), Some((0x04, &[][..], &[][..])));
+        let indefinite = [&[0x04, 0x80][..], &body[..128]].concat();
+        assert_eq!(der(&indefinite), None);
+        assert_eq!(der(&[0x04, 0x85, 0, 0, 0, 0, 1, 0xaa]), None);
+        // Truncated input.
+        assert_eq!(der(&[]), None);
+        assert_eq!(der(&[0x04]), None);
+        assert_eq!(der(&[0x04, 0x82, 0x01]), None);
+        assert_eq!(der(&[0x04, 0x02, 0xaa]), None);
+        assert_eq!(der(&[0x04, 0x81, 0x02, 0xaa]), None);
+    }
+
+    #[test]
+    fn strip_zeros_drops_leading_zero_bytes_only() {
+        assert_eq!(strip_zeros(&[0, 0, 1, 0]), [1, 0]);
+        assert_eq!(strip_zeros(&[5, 0]), [5, 0]);
+        assert_eq!(strip_zeros(&[0, 0]), Vec::<u8>::new());
+        assert_eq!(strip_zeros(&[]), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn ec_keys_are_matched_by_their_public_point() {
+        let w = world();
+        let leaf = parse(&w.svid.chain[0]).unwrap();
+        let PublicKey::Ec(point) = &leaf.public_key else {
+            panic!("the leaf's key is not EC");
+        };
+        assert_eq!(point.len(), 65);
+        assert!(key_matches(&w.svid.key_pkcs8, &leaf.public_key));
+        let other = w
+            .inter
+            .issue_svid("spiffe://example.org/x", Duration::from_secs(60));
+        assert!(!key_matches(&other.key_pkcs8, &leaf.public_key));
+        // Hand-made keys: the point after the [0] parameters is found.
+        assert!(key_matches(&ec_pkcs8(true, Some(point)), &leaf.public_key));
+        assert!(key_matches(&ec_pkcs8(false, Some(point)), &leaf.public_key));
+        let mut wrong = point.clone();
+        wrong[64] ^= 1;
+        assert!(!key_matches(
+            &ec_pkcs8(true, Some(&wrong)),
+            &leaf.public_key
+        ));
+        assert!(!key_matches(
+            &ec_pkcs8(false, Some(&wrong)),
+            &leaf.public_key
+        ));
+        // A key without its public point cannot be checked: accepted.
+        assert!(key_matches(&ec_pkcs8(true, None), &leaf.public_key));
+        assert!(key_matches(&ec_pkcs8(false, None), &leaf.public_key));
+        // Not PKCS#8 at all: refused.
+        assert!(!key_matches(&[], &leaf.public_key));
+        assert!(!key_matches(&tlv(0x30, &tlv(0x02, &[0])), &leaf.public_key));
+        assert!(!key_matches(&w.svid.chain[0], &leaf.public_key));
+    }
+
+    #[test]
+    fn the_pkcs8_wrapper_is_unwrapped_to_the_private_key_structure() {
+        let inner = tlv(0x30, &tlv(0x02, &[1]));
+        let mut info = tlv(0x02, &[0]);
+        info.extend(tlv(0x30, &tlv(0x06, &[0x2a])));
+        info.extend(tlv(0x04, &inner));
+        assert_eq!(pkcs8_private_key(&tlv(0x30, &info)), Some(&inner[..]));
+        assert_eq!(pkcs8_private_key(&info), None);
+        let w = world();
+        let key = pkcs8_private_key(&w.svid.key_pkcs8).unwrap();
+        assert_eq!(key[0], 0x30, "an ECPrivateKey SEQUENCE");
+        assert_eq!(ec_public_point(key).map(<[u8]>::len), Some(65));
+    }
+
+    #[test]
+    fn rsa_keys_are_matched_by_modulus_and_exponent() {
+        let cert = der_of(RSA_CERT);
+        let info = parse(&cert).unwrap();
+        let PublicKey::Rsa(n, e) = &info.public_key else {
+            panic!("the certificate's key is not RSA");
+        };
+        assert_eq!(n.len(), 64, "512 bits, without the leading zero");
+        assert_ne!(n[0], 0);
+        assert_eq!(e, &[1, 0, 1]);
+        let key = der_of(RSA_KEY);
+        let (kn, ke) = rsa_modulus_exponent(pkcs8_private_key(&key).unwrap()).unwrap();
+        assert_eq!(kn.len(), 65, "the key's INTEGER has its leading zero");
+        assert_eq!(strip_zeros(kn), *n);
+        assert_eq!(ke, &[1, 0, 1]);
+        assert!(key_matches(&key, &info.public_key));
+        // Same exponent, another modulus.
+        assert!(!key_matches(&der_of(OTHER_RSA_KEY), &info.public_key));
+        // The modulus alone is not enough.
+        assert!(!key_matches(&key, &PublicKey::Rsa(n.clone(), vec![3])));
+        // An EC key never matches an RSA certificate.
+        assert!(!key_matches(&world().svid.key_pkcs8, &info.public_key));
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_the_leaf_is_refused() {
+        let w = world();
+        let other = w
+            .inter
+            .issue_svid("spiffe://example.org/other", Duration::from_secs(60));
+        let mismatched =
+            X509Svid::parse_from_der(&w.svid.chain.concat(), &other.key_pkcs8).unwrap();
+        let e = render(&ctx(&w, vec![Arc::new(mismatched)]), &opts(), None, now()).unwrap_err();
+        assert!(matches!(e, RenderError::KeyMismatch(_)), "{e}");
+        assert!(e.to_string().contains("spiffe://example.org/w"), "{e}");
+    }
+
+    #[test]
+    fn only_a_self_signed_ca_is_self_signed() {
+        let w = world();
+        assert!(is_self_signed(&w.root.cert_der()));
+        assert!(is_self_signed(&der_of(RSA_CERT)));
+        assert!(
+            !is_self_signed(&w.inter.cert_der()),
+            "a CA, not self-signed"
+        );
+        assert!(
+            !is_self_signed(&w.svid.chain[0]),
+            "signed by the intermediate"
+        );
+        assert!(!is_self_signed(b"not a certificate"));
+    }
+
+    fn paths(r: &X509Render) -> Vec<PathBuf> {
+        r.batch.writes.iter().map(|w| w.path.clone()).collect()
+    }
+
+    #[test]
+    fn files_are_written_bundle_then_key_then_certificate_last() {
+        let w = world();
+        let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &opts(), None, now()).unwrap();
+        assert_eq!(
+            paths(&f),
+            [
+                PathBuf::from("bundle.pem"),
+                "key.pem".into(),
+                "svid.pem".into()
+            ]
+        );
+        assert_eq!(
+            f.batch.writes.iter().map(|w| w.mode).collect::<Vec<_>>(),
+            [0o644, 0o600, 0o644]
+        );
+        assert!(f.batch.removals.is_empty());
+    }
+
+    #[test]
+    fn credential_bundle_is_key_then_chain_without_a_root_before_the_certificate() {
+        let w = world();
+        // An agent may send the root in the chain: it is left out here.
+        let with_root = Svid {
+            chain: vec![
+                w.svid.chain[0].clone(),
+                w.inter.cert_der(),
+                w.root.cert_der(),
+            ],
+            ..w.svid.clone()
+        };
+        let mut o = opts();
+        o.credential_bundle = Some(OutputFile {
+            path: "cred.pem".into(),
+            mode: 0o640,
+        });
+        let f = render(&ctx(&w, vec![svid_of(&with_root)]), &o, None, now()).unwrap();
+        assert_eq!(
+            paths(&f),
+            [
+                PathBuf::from("bundle.pem"),
+                "key.pem".into(),
+                "cred.pem".into(),
+                "svid.pem".into()
+            ]
+        );
+        let mut want = pem_blocks("PRIVATE KEY", &[&w.svid.key_pkcs8]);
+        want.extend(pems(&[&w.svid.chain[0], &w.inter.cert_der()]));
+        assert_eq!(bytes(&f, "cred.pem"), want);
+        assert_eq!(f.batch.writes[2].mode, 0o640);
+        // The SVID file keeps the chain as sent.
+        assert_eq!(
+            bytes(&f, "svid.pem"),
+            pems(&[&w.svid.chain[0], &w.inter.cert_der(), &w.root.cert_der()])
+        );
+        // Without the separate files, only the credential bundle.
+        o.files = None;
+        let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &o, None, now()).unwrap();
+        assert_eq!(paths(&f), [PathBuf::from("cred.pem")]);
+    }
+
+    #[test]
+    fn trust_bundles_dir_gets_one_file_per_trust_domain_first() {
+        let w = world();
+        let mut o = opts();
+        o.trust_bundles = Some(crate::config::TrustBundlesDir {
+            dir: "tb".into(),
+            mode: 0o644,
+        });
+        let f = render(&ctx(&w, vec![svid_of(&w.svid)]), &o, None, now()).unwrap();
+        assert_eq!(
+            paths(&f),
+            [
+                PathBuf::from("tb/example.org.pem"),
+                "tb/federated.test.pem".into(),
+                "bundle.pem".into(),
+                "key.pem".into(),
+                "svid.pem".into()
+            ]
+        );
+        assert_eq!(bytes(&f, "tb/example.org.pem"), pems(&[&w.root.cert_der()]));
+        assert_eq!(
+            bytes(&f, "tb/federated.test.pem"),
+            pems(&[&w.fed.cert_der()])
+        );
+        // Never merged into the bundle file unless asked.
+        assert_eq!(bytes(&f, "bundle.pem"), pems(&[&w.root.cert_der()]));
+        assert_eq!(
+            f.info.bundles,
+            [
+                ("example.org".to_owned(), 1),
+                ("federated.test".to_owned(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn trust_bundle_file_names_are_safe_trust_domain_names_only() {
+        let dir = Path::new("tb");
+        assert_eq!(
+            trust_bundle_path(dir, "example.org"),
+            Some(PathBuf::from("tb/example.org.pem"))
+        );
+        assert_eq!(
+            trust_bundle_path(dir, "a-b_c.9"),
+            Some(PathBuf::from("tb/a-b_c.9.pem"))
+        );
+        assert_eq!(
+            trust_bundle_path(dir, "123"),
+            Some(PathBuf::from("tb/123.pem"))
+        );
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "Upper.org",
+            "a b",
+            "a:b",
+            "é.org",
+        ] {
+            assert_eq!(trust_bundle_path(dir, bad), None, "{bad:?}");
+        }
+        assert!(is_trust_bundle_name("example.org.pem"));
+        assert!(is_trust_bundle_name("a-b.pem"));
+        for bad in [
+            "example.org",
+            ".x.pem",
+            "x.PEM",
+            "X.pem",
+            ".pem",
+            "a/b.pem",
+            "x.pem.tmp",
+        ] {
+            assert!(!is_trust_bundle_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stale_trust_bundles_are_managed_files_the_batch_does_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            "a.test.pem",
+            "b.test.pem",
+            "c.test.pem",
+            "notes.txt",
+            ".hidden.pem",
+            "B.pem",
+        ] {
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        std::fs::create_dir(d.join("dir.test.pem")).unwrap();
+        let batch = Batch {
+            writes: vec![
+                FileWrite::new(d.join("a.test.pem"), b"x".to_vec(), 0o644),
+                FileWrite::new(d.join("new.test.pem"), b"x".to_vec(), 0o644),
+            ],
+            removals: Vec::new(),
+        };
+        assert_eq!(
+            stale_trust_bundles(d, &batch),
+            [d.join("b.test.pem"), d.join("c.test.pem")]
+        );
+        assert!(stale_trust_bundles(&d.join("missing"), &batch).is_empty());
+    }
+    #[test]
+    fn an_rsa_key_never_matches_an_ec_certificate() {
+        let w = world();
+        let leaf = parse(&w.svid.chain[0]).unwrap();
+        assert!(!key_matches(&der_of(RSA_KEY), &leaf.public_key));
     }
 }

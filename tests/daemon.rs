@@ -167,50 +167,163 @@ jwt_svids = [{{ jwt_audience = "db", jwt_extra_audiences = ["x"], jwt_svid_file_
     .await;
 }
 
+/// A reader polling the files during fast rotations never sees an empty or
+/// torn file, and since the certificate is written last, whenever it sees
+/// rotation `i`'s leaf in `svid.pem` the key and bundle files already hold
+/// rotation `i`'s key and bundle (or a later one's, if the next rotation
+/// has begun in between).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readers_never_see_an_empty_or_torn_file_during_fast_rotations() {
+async fn readers_never_see_a_torn_file_and_the_key_matches_the_certificate_they_see() {
+    const ROTATIONS: usize = 40;
     let api = FakeWorkloadApi::start().await;
     let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    // Rotation i: its own SVID, and a bundle with its own extra root, so
+    // every file tells which rotation wrote it.
+    let updates: Vec<(Svid, X509Update)> = (0..=ROTATIONS)
+        .map(|_| {
+            let svid = pki.svid();
+            let mut u = pki.x509_update(svid.clone());
+            u.svids[0].1.push(Ca::root("example.org").cert_der());
+            (svid, u)
+        })
+        .collect();
+    let index_of = |texts: Vec<String>| -> std::collections::HashMap<String, usize> {
+        texts.into_iter().enumerate().map(|(i, t)| (t, i)).collect()
+    };
+    let leaves = index_of(
+        updates
+            .iter()
+            .map(|(s, _)| pem_certs(&[s.leaf_der(), &pki.intermediate.cert_der()]))
+            .collect(),
+    );
+    let keys = index_of(
+        updates
+            .iter()
+            .map(|(s, _)| pem_block("PRIVATE KEY", &s.key_pkcs8))
+            .collect(),
+    );
+    let bundles = index_of(
+        updates
+            .iter()
+            .map(|(_, u)| {
+                let roots: Vec<&[u8]> = u.svids[0].1.iter().map(Vec::as_slice).collect();
+                pem_certs(&roots)
+            })
+            .collect(),
+    );
+
+    api.set_x509(updates[0].1.clone());
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     let _d = w.spawn(&["-config", "helper.conf"]);
-    wait_svid(&w, &first).await;
+    wait_svid(&w, &updates[0].0).await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let certs = w.certs();
     let reader = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let mut reads = 0u64;
+            let read =
+                |name: &str| std::fs::read_to_string(certs.join(name)).expect("file present");
+            let (mut reads, mut newest) = (0u64, 0usize);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for (name, tag) in [("svid.pem", "CERTIFICATE"), ("svid_key.pem", "PRIVATE KEY")] {
-                    let text = std::fs::read_to_string(certs.join(name)).expect("file present");
-                    assert!(
-                        text.starts_with(&format!("-----BEGIN {tag}-----\n")),
-                        "torn {name}: {text:?}"
-                    );
-                    assert!(
-                        text.ends_with(&format!("-----END {tag}-----\n")),
-                        "torn {name}: {text:?}"
-                    );
-                    reads += 1;
-                }
+                // The certificate first: the other two were renamed into
+                // place before it.
+                let cert = read("svid.pem");
+                let key = read("svid_key.pem");
+                let bundle = read("svid_bundle.pem");
+                let i = *leaves
+                    .get(&cert)
+                    .unwrap_or_else(|| panic!("torn or unknown svid.pem: {cert:?}"));
+                let k = *keys
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("torn or unknown svid_key.pem: {key:?}"));
+                let b = *bundles
+                    .get(&bundle)
+                    .unwrap_or_else(|| panic!("torn or unknown svid_bundle.pem: {bundle:?}"));
+                assert!(
+                    k >= i,
+                    "svid.pem holds rotation {i} but svid_key.pem an older key, rotation {k}'s"
+                );
+                assert!(b >= i, "svid.pem holds rotation {i} but svid_bundle.pem an older bundle, rotation {b}'s");
+                assert!(
+                    i >= newest,
+                    "svid.pem went back from rotation {newest} to {i}"
+                );
+                newest = i;
+                reads += 1;
             }
-            reads
+            (reads, newest)
         })
     };
-    let mut last = first;
-    for _ in 0..40 {
-        last = pki.svid();
-        api.set_x509(pki.x509_update(last.clone()));
+    for (_, update) in &updates[1..] {
+        api.set_x509(update.clone());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    wait_svid(&w, &last).await;
+    wait_svid(&w, &updates[ROTATIONS].0).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let reads = reader.join().expect("reader saw a torn file");
+    let (reads, newest) = reader
+        .join()
+        .expect("the reader saw a torn or mismatched file");
     assert!(reads > 0);
+    assert_eq!(newest, ROTATIONS);
+    assert_eq!(
+        w.read_string("certs/svid_key.pem"),
+        pem_block("PRIVATE KEY", &updates[ROTATIONS].0.key_pkcs8)
+    );
+}
+
+/// `hint` in daemon mode picks the X.509 SVID and the JWT-SVID carrying it,
+/// in the first update and in later ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hint_selects_the_x509_and_jwt_svid_in_daemon_mode() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let update = |internal: &Svid| {
+        let mut u = pki.x509_update(pki.svid().with_hint("external"));
+        u.svids.push((internal.clone(), vec![pki.root.cert_der()]));
+        u
+    };
+    let issue = || {
+        pki.intermediate
+            .issue_svid("spiffe://example.org/internal", Duration::from_secs(3600))
+            .with_hint("internal")
+    };
+    let first = issue();
+    api.set_x509(update(&first));
+    api.set_jwt_svids(
+        pki.jwt.clone(),
+        vec![
+            ("spiffe://example.org/external".into(), "external".into()),
+            ("spiffe://example.org/internal".into(), "internal".into()),
+        ],
+        Duration::from_secs(600),
+    );
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        "hint = \"internal\"\njwt_svids = [{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }]\n",
+    ));
+    let _d = w.spawn(&["-config", "helper.conf"]);
+    wait_svid(&w, &first).await;
+    let token_path = w.certs().join("db.token");
+    let token = wait_for("the JWT-SVID", LONG, || read_opt(&token_path)).await;
+    assert_eq!(
+        jwt_claims(&String::from_utf8(token).unwrap())["sub"],
+        "spiffe://example.org/internal"
+    );
+    assert_eq!(
+        w.read_string("certs/svid_key.pem"),
+        pem_block("PRIVATE KEY", &first.key_pkcs8)
+    );
+
+    let second = issue();
+    api.set_x509(update(&second));
+    wait_svid(&w, &second).await;
+    assert_eq!(
+        w.read_string("certs/svid.pem"),
+        pem_certs(&[second.leaf_der(), &pki.intermediate.cert_der()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

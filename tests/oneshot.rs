@@ -415,22 +415,41 @@ async fn json_configuration_is_accepted() {
     assert_eq!(w.mode("certs/svid_key.pem"), 0o640);
 }
 
+/// `cmd` and `renew_signal` are ignored in one-shot mode. The same
+/// configuration is first run in daemon mode, to show that its `cmd` does
+/// leave a mark when it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cmd_and_renew_signal_are_ignored_with_a_warning_in_one_shot_mode() {
     let (api, _pki, _svid) = agent_with_default_svid().await;
     let w = Workdir::new();
+    let mark = w.path().join("ran");
     w.conf(&oneshot_conf(
         api.socket_path(),
-        "cmd = \"/bin/sh\"\ncmd_args = \"-c 'touch ran'\"\nrenew_signal = \"SIGHUP\"\n",
+        &format!(
+            "cmd = \"/bin/touch\"\ncmd_args = \"{}\"\nrenew_signal = \"SIGHUP\"\n",
+            mark.display()
+        ),
     ));
+
+    let mut d = w.spawn(&["-config", "helper.conf", "-daemon-mode=true"]);
+    wait_for("cmd to run in daemon mode", Duration::from_secs(20), || {
+        mark.exists().then_some(())
+    })
+    .await;
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(5)).await, Some(0));
+    std::fs::remove_file(&mark).unwrap();
+    for f in w.cert_listing() {
+        std::fs::remove_file(w.certs().join(f)).unwrap();
+    }
+
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_success()
         .assert_stderr_contains(&["cmd", "renew_signal", "daemon_mode"]);
     assert!(w.exists("certs/svid.pem"));
-    assert!(
-        !w.exists("ran") && !w.exists("ran'"),
-        "cmd must not run in one-shot mode"
-    );
+    // touch takes milliseconds: give a wrongly started one time to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!mark.exists(), "cmd must not run in one-shot mode");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,3 +217,276 @@ async fn a_child_ignoring_the_signal_is_killed_after_the_grace_period() {
     assert_eq!(d.wait_exit(Duration::from_secs(20)).await, Some(0));
     assert!(d.logs().contains("killing it"), "{}", d.logs());
 }
+
+/// A shell script that records `sig` (and its start) in `rec`, ending
+/// with its parent like [`recorder_script`].
+fn trap_script(sig: &str, rec: &Path) -> String {
+    format!(
+        "trap 'echo {sig} >> {r}' {sig}; echo START >> {r}; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done",
+        r = rec.display()
+    )
+}
+
+/// Waits until `svid.pem` starts with `svid`'s leaf.
+async fn wait_svid(w: &Workdir, svid: &Svid) {
+    let want = pem_certs(&[svid.leaf_der()]);
+    let path = w.certs().join("svid.pem");
+    wait_for("the SVID file to hold the new leaf", LONG, || {
+        read_opt(&path)
+            .filter(|b| b.starts_with(want.as_bytes()))
+            .map(drop)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cmd_and_pid_file_set_together_are_both_signalled() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let w = Workdir::new();
+    let pid_record = w.path().join("pid-record");
+    let mut target = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "trap 'echo USR1 >> {r}' USR1; echo START >> {r}; while :; do sleep 0.05; done",
+            r = pid_record.display()
+        ))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // USR1 would kill the shell before its trap is set.
+    wait_for("the pid-file process to set its trap", LONG, || {
+        pid_record.exists().then_some(())
+    })
+    .await;
+    let pid_file = w.path().join("app.pid");
+    std::fs::write(&pid_file, format!("{}\n", target.id().unwrap())).unwrap();
+
+    let cmd_record = w.path().join("cmd-record");
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!(
+            "cmd = \"/bin/sh\"\ncmd_args = [\"-c\", {}]\npid_file_name = \"{}\"\nrenew_signal = \"SIGUSR1\"\n",
+            serde_json::to_string(&trap_script("USR1", &cmd_record)).unwrap(),
+            pid_file.display()
+        ),
+    ));
+    api.set_x509(pki.x509_update(pki.svid()));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    // The first renewal starts cmd and signals the pid-file process.
+    assert_eq!(wait_lines(&cmd_record, 1, &d).await, ["START"]);
+    assert_eq!(wait_lines(&pid_record, 2, &d).await, ["START", "USR1"]);
+
+    // A rotation signals both.
+    api.set_x509(pki.x509_update(pki.svid()));
+    assert_eq!(wait_lines(&cmd_record, 2, &d).await, ["START", "USR1"]);
+    assert_eq!(
+        wait_lines(&pid_record, 3, &d).await,
+        ["START", "USR1", "USR1"]
+    );
+    target.kill().await.unwrap();
+}
+
+/// A pid file that never names a process: ten tries, 100 ms apart and
+/// doubling, each but the last logged with its delay, then an error; the
+/// next renewal starts over (and succeeds once the file is valid). The
+/// schedule itself makes this test take about 52 seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pid_file_that_never_becomes_valid_is_tried_ten_times_then_again_at_the_next_renewal() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let w = Workdir::new();
+    let pid_file = w.path().join("app.pid");
+    std::fs::write(&pid_file, "not-a-pid\n").unwrap();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!(
+            "pid_file_name = \"{}\"\nrenew_signal = \"SIGUSR1\"\n",
+            pid_file.display()
+        ),
+    ));
+    api.set_x509(pki.x509_update(pki.svid()));
+    let mut d = w.spawn(&["-config", "helper.conf"]);
+    d.wait_log(
+        "giving up signalling after 10 tries",
+        Duration::from_secs(120),
+    )
+    .await;
+    let logs = d.logs();
+    let retries: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("pid file does not hold a process id") && l.contains("retrying in"))
+        .collect();
+    assert_eq!(retries.len(), 9, "nine retries, then giving up:\n{logs}");
+    for (line, ms) in retries
+        .iter()
+        .zip([100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600])
+    {
+        assert!(line.contains(&format!("retrying in {ms} ms")), "{line}");
+        assert!(line.contains(&pid_file.display().to_string()), "{line}");
+        assert!(line.contains("WARN"), "{line}");
+    }
+    let gave_up = logs
+        .lines()
+        .find(|l| l.contains("giving up signalling"))
+        .unwrap();
+    assert!(gave_up.contains("ERROR"), "{gave_up}");
+    assert!(
+        gave_up.contains("not-a-pid"),
+        "the last reason is given: {gave_up}"
+    );
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "the helper keeps running"
+    );
+
+    // The next renewal tries again, this time with a valid pid file.
+    let record = w.path().join("record");
+    let mut target = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "trap 'echo USR1 >> {r}' USR1; echo START >> {r}; while :; do sleep 0.05; done",
+            r = record.display()
+        ))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for("the pid-file process to set its trap", LONG, || {
+        record.exists().then_some(())
+    })
+    .await;
+    std::fs::write(&pid_file, format!("{}", target.id().unwrap())).unwrap();
+    api.set_x509(pki.x509_update(pki.svid()));
+    assert_eq!(wait_lines(&record, 2, &d).await, ["START", "USR1"]);
+    d.wait_log("signalled process from pid file", LONG).await;
+    target.kill().await.unwrap();
+}
+
+/// A `cmd` that cannot be started is logged with its path; the helper keeps
+/// running and writing, and tries again at the next renewal (not before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cmd_that_cannot_be_started_is_logged_and_tried_again_at_the_next_renewal() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let w = Workdir::new();
+    let program = w.path().join("not-yet-there.sh");
+    let record = w.path().join("record");
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!("cmd = \"{}\"\n", program.display()),
+    ));
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    let mut d = w.spawn(&["-config", "helper.conf"]);
+    d.wait_log("cannot start cmd", LONG).await;
+    let logs = d.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("cannot start cmd"))
+        .unwrap();
+    assert!(line.contains(&program.display().to_string()), "{line}");
+    assert!(line.contains("ERROR"), "{line}");
+    wait_svid(&w, &first).await;
+
+    // The program appears; nothing starts it until the next renewal.
+    let tmp = w.path().join("program.tmp");
+    std::fs::write(
+        &tmp,
+        format!("#!/bin/sh\necho ran >> {}\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, &program).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!record.exists(), "started without a renewal");
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "the helper keeps running"
+    );
+
+    let second = pki.svid();
+    api.set_x509(pki.x509_update(second.clone()));
+    wait_svid(&w, &second).await;
+    assert_eq!(wait_lines(&record, 1, &d).await, ["ran"]);
+    assert_eq!(d.logs().matches("cannot start cmd").count(), 1);
+}
+
+/// `cksum` of a file, as the shell prints it.
+fn cksum(p: &Path) -> String {
+    let out = std::process::Command::new("cksum")
+        .stdin(std::fs::File::open(p).unwrap())
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Rotations faster than `cmd` handles its renew signal: it handles fewer
+/// signals than there were rotations, at least one, and the last signal
+/// comes after the last write, so the child's last reload sees the final
+/// files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_renewals_gives_fewer_signals_and_the_last_state_is_always_signalled() {
+    const ROTATIONS: usize = 10;
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    let w = Workdir::new();
+    let record = w.path().join("record");
+    let svid_path = w.certs().join("svid.pem");
+    // Each reload reads the certificate, then takes 3 s.
+    let script = format!(
+        "trap 'cksum < {svid} >> {r}; sleep 3' HUP; echo START >> {r}; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done",
+        svid = svid_path.display(),
+        r = record.display()
+    );
+    w.conf(&x509_conf(
+        api.socket_path(),
+        &format!(
+            "cmd = \"/bin/sh\"\ncmd_args = [\"-c\", {}]\nrenew_signal = \"SIGHUP\"\n",
+            serde_json::to_string(&script).unwrap()
+        ),
+    ));
+    let d = w.spawn(&["-config", "helper.conf"]);
+    assert_eq!(wait_lines(&record, 1, &d).await, ["START"]);
+
+    for _ in 0..ROTATIONS {
+        let next = pki.svid();
+        api.set_x509(pki.x509_update(next.clone()));
+        wait_svid(&w, &next).await;
+    }
+    let last = cksum(&svid_path);
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let l = lines(&record);
+        if l.last() == Some(&last) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the child never reloaded the final files ({last}): {l:?}\nhelper log:\n{}",
+            d.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handled = lines(&record).len() - 1;
+    assert!(
+        (1..ROTATIONS).contains(&handled),
+        "{handled} reloads for {ROTATIONS} rotations: {:?}",
+        lines(&record)
+    );
+
+    // The helper's own account: no more signals than rotations, and the
+    // last one after the last write.
+    let logs = d.logs();
+    let sent = logs.matches("signalled cmd").count();
+    assert!(
+        (1..=ROTATIONS).contains(&sent),
+        "{sent} signals sent:\n{logs}"
+    );
+    let last_write = logs.rfind("X.509 SVID written").unwrap();
+    let last_signal = logs.rfind("signalled cmd").unwrap();
+    assert!(
+        last_signal > last_write,
+        "no signal after the last write:\n{logs}"
+    );
+}

@@ -248,23 +248,88 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
 /// A helper running in daemon mode; killed when dropped.
 pub struct Daemon {
     pub child: tokio::process::Child,
+    /// Its stderr.
     pub log: PathBuf,
+    /// Its stdout.
+    pub out: PathBuf,
 }
 
 impl Workdir {
-    /// Starts the helper in the background; its stderr goes to `helper.log`.
+    /// Starts the helper in the background; its stderr goes to
+    /// `helper.log`, its stdout to `helper.out`.
     pub fn spawn(&self, args: &[&str]) -> Daemon {
-        self.spawn_under(&[], args)
+        self.spawn_with(&[], args, &[])
     }
 
     /// `spawn`, through `wrapper` (e.g. `["nohup"]`).
     pub fn spawn_under(&self, wrapper: &[&str], args: &[&str]) -> Daemon {
+        self.spawn_with(wrapper, args, &[])
+    }
+
+    /// `spawn` through `wrapper` (may be empty), with `env` set.
+    pub fn spawn_with(&self, wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = self.dir.path().join("helper.log");
-        let file = std::fs::File::create(&log).expect("log file");
+        let out = self.dir.path().join("helper.out");
+        let err_file = std::fs::File::create(&log).expect("log file");
+        let out_file = std::fs::File::create(&out).expect("stdout file");
         let mut c = self.command_under(wrapper, args);
-        c.stderr(file).stdout(Stdio::null());
+        c.stderr(err_file).stdout(out_file);
+        for (k, v) in env {
+            c.env(k, v);
+        }
         let child = c.spawn().expect("spawn helper");
-        Daemon { child, log }
+        Daemon { child, log, out }
+    }
+}
+
+impl Workdir {
+    /// Starts the helper with `conf(port)` as `helper.conf`, the health
+    /// server on `port`. A port found free can be taken by another test
+    /// before the helper binds it: then the helper exits 1 saying it
+    /// cannot listen, and the whole start is tried again with a fresh
+    /// port. Returns once the health server listens.
+    pub async fn spawn_with_health_port(
+        &self,
+        conf: impl Fn(u16) -> String,
+        args: &[&str],
+    ) -> (Daemon, u16) {
+        self.spawn_with_health_port_env(conf, args, &[]).await
+    }
+
+    /// `spawn_with_health_port` with `env` set.
+    pub async fn spawn_with_health_port_env(
+        &self,
+        conf: impl Fn(u16) -> String,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Daemon, u16) {
+        for _ in 0..20 {
+            let port = free_port();
+            self.conf(&conf(port));
+            let mut d = self.spawn_with(&[], args, env);
+            let end = Instant::now() + Duration::from_secs(20);
+            let pid = d.child.id().expect("running");
+            loop {
+                if listens_on(pid, port) {
+                    return (d, port);
+                }
+                if let Some(status) = d.child.try_wait().expect("try_wait") {
+                    let logs = d.logs();
+                    assert!(
+                        status.code() == Some(1) && logs.contains("cannot listen"),
+                        "the helper exited ({status}) before its health server listened:\n{logs}"
+                    );
+                    break;
+                }
+                assert!(
+                    Instant::now() < end,
+                    "the health server did not start listening:\n{}",
+                    d.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        panic!("no free port for the health server after 20 tries");
     }
 }
 
@@ -273,8 +338,14 @@ impl Daemon {
         i32::try_from(self.child.id().expect("running")).expect("pid fits")
     }
 
+    /// What it printed on stderr so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
@@ -304,13 +375,43 @@ impl Daemon {
     }
 }
 
-/// A port that was free a moment ago, for the health server.
+/// A port that was free a moment ago. Another test may take it before it
+/// is used: for the health server use [`Workdir::spawn_with_health_port`].
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// Whether process `pid` holds a TCP socket listening on `port` (any
+/// address): its socket descriptors matched against the kernel's TCP
+/// tables, so it does not depend on the log level or a log line.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect();
+    let port_hex = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // local_address, st (0A = LISTEN), inode
+                f.len() > 9 && f[1].ends_with(&port_hex) && f[3] == "0A" && inodes.contains(f[9])
+            })
+        })
+    })
 }
 
 /// A minimal HTTP/1.0 GET on loopback: (status code, body); None if the

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
@@ -39,7 +39,10 @@ struct Counters {
     jwt: Option<JwtIdentities>,
     deny: usize,
     unavailable: usize,
+    jwt_fail: usize,
     jwt_requests: Vec<Vec<String>>,
+    jwt_fetch_times: Vec<Instant>,
+    jwt_tokens: Vec<String>,
     calls: HashMap<&'static str, usize>,
 }
 
@@ -156,6 +159,22 @@ impl FakeWorkloadApi {
     /// The next `n` calls fail with Unavailable.
     pub fn unavailable_next(&self, n: usize) {
         self.state.lock().unavailable = n;
+    }
+
+    /// The next `n` FetchJWTSVID calls fail (Internal), other methods
+    /// are unaffected.
+    pub fn fail_jwt_next(&self, n: usize) {
+        self.state.lock().jwt_fail = n;
+    }
+
+    /// When each FetchJWTSVID call arrived, in order (failed ones included).
+    pub fn jwt_fetch_times(&self) -> Vec<Instant> {
+        self.state.lock().jwt_fetch_times.clone()
+    }
+
+    /// Every JWT-SVID token handed out, in order.
+    pub fn jwt_tokens(&self) -> Vec<String> {
+        self.state.lock().jwt_tokens.clone()
     }
 
     /// The audience list of every FetchJWTSVID call, in order.
@@ -390,6 +409,11 @@ impl SpiffeWorkloadApi for Service {
         let ids = {
             let mut c = self.state.lock();
             c.jwt_requests.push(req.audience.clone());
+            c.jwt_fetch_times.push(Instant::now());
+            if c.jwt_fail > 0 {
+                c.jwt_fail -= 1;
+                return Err(Status::internal("fake agent: JWT-SVID minting failed"));
+            }
             c.jwt.clone()
         };
         if req.audience.is_empty() {
@@ -411,6 +435,10 @@ impl SpiffeWorkloadApi for Service {
         if svids.is_empty() {
             return Err(Status::permission_denied("no identity issued"));
         }
+        self.state
+            .lock()
+            .jwt_tokens
+            .extend(svids.iter().map(|s| s.svid.clone()));
         Ok(Response::new(pb::JwtsvidResponse { svids }))
     }
 

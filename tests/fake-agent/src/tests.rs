@@ -100,6 +100,49 @@ async fn denies_and_refuses_on_request() {
 }
 
 #[tokio::test]
+async fn jwt_fetches_fail_on_request_and_are_recorded_with_their_tokens() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_jwt_svids(
+        pki.jwt.clone(),
+        vec![
+            ("spiffe://example.org/external".into(), "external".into()),
+            ("spiffe://example.org/internal".into(), "internal".into()),
+        ],
+        Duration::from_secs(60),
+    );
+    let c = client(&api).await;
+    api.fail_jwt_next(2);
+    assert!(c.fetch_jwt_svid(["db"], None).await.is_err());
+    assert!(c.fetch_jwt_svid(["db"], None).await.is_err());
+    assert!(api.jwt_tokens().is_empty());
+    // Other methods are not affected.
+    api.set_x509(pki.x509_update(pki.svid()));
+    c.fetch_x509_context().await.expect("x509 unaffected");
+    let first = c.fetch_jwt_svid(["db"], None).await.expect("third call");
+    assert_eq!(
+        first.spiffe_id().to_string(),
+        "spiffe://example.org/external"
+    );
+    let by_hint = c
+        .fetch_jwt_svid_by_hint(["db"], None, "internal")
+        .await
+        .expect("by hint");
+    assert_eq!(
+        by_hint.spiffe_id().to_string(),
+        "spiffe://example.org/internal"
+    );
+    let times = api.jwt_fetch_times();
+    assert_eq!(times.len(), 4);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    // Two SVIDs per successful call: every token handed out is recorded.
+    let tokens = api.jwt_tokens();
+    assert_eq!(tokens.len(), 4);
+    assert!(tokens.contains(&first.token().to_owned()));
+    assert!(tokens.contains(&by_hint.token().to_owned()));
+}
+
+#[tokio::test]
 async fn stop_ends_open_streams_and_start_again_serves() {
     let api = FakeWorkloadApi::start().await;
     let pki = Pki::new();
