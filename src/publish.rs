@@ -152,6 +152,9 @@ impl Publisher {
         metrics.written(update.kind(), label, now, changed);
         match update {
             Update::X509(info) => {
+                for td in &info.refused_trust_domains {
+                    tracing::warn!(trust_domain = %td, "a trust domain whose name cannot be a safe file name is not written to trust_bundles_dir");
+                }
                 if changed {
                     info!(
                         spiffe_id = %info.spiffe_id,

@@ -33,6 +33,9 @@ pub struct X509Info {
     /// Every trust domain the agent sent, with its number of root
     /// certificates, sorted by name.
     pub bundles: Vec<(String, usize)>,
+    /// Trust domains whose name cannot be a safe file name in
+    /// `trust_bundles_dir`: not written.
+    pub refused_trust_domains: Vec<String>,
 }
 
 /// Why an X.509 context could not be turned into files.
@@ -122,9 +125,11 @@ pub fn render(
     }
 
     let mut batch = Batch::default();
+    let mut refused_trust_domains = Vec::new();
     if let Some(dir) = &out.trust_bundles {
         for (name, bundle) in bundles.iter() {
             let Some(path) = trust_bundle_path(&dir.dir, name.as_ref()) else {
+                refused_trust_domains.push(name.to_string());
                 continue;
             };
             let mut certs: Vec<&[u8]> = bundle
@@ -184,6 +189,7 @@ pub fn render(
             .iter()
             .map(|(name, b)| (name.to_string(), b.authorities().len()))
             .collect(),
+        refused_trust_domains,
     };
     Ok(X509Render { batch, info })
 }

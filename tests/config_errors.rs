@@ -282,6 +282,22 @@ async fn new_keys_are_checked_with_their_valid_values() {
     }
 }
 
+#[tokio::test]
+async fn the_binary_prints_warnings_together_with_the_errors() {
+    let run = rejects(
+        &format!(
+            "{SVID}health_checks {{\n  listner_enabled = true\n}}\nrenew_signal = \"SIGNOPE\"\n"
+        ),
+        &["renew_signal \"SIGNOPE\" is not a signal name"],
+    )
+    .await;
+    assert!(
+        run.stderr.contains("did you mean \"listener_enabled\"?"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn warnings_come_with_the_errors() {
     let e = spiffe_helper::config::parse(

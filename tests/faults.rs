@@ -461,3 +461,24 @@ async fn every_stream_and_fetch_shares_one_connection_to_the_agent() {
         "one connection for every stream and fetch"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_interface_by_default_and_only_bind_address_when_set() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here to tell the listeners apart");
+        return;
+    }
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    for (bind, v6_answers) in [("", true), ("  bind_address = \"127.0.0.1\"\n", false)] {
+        let port = free_port();
+        let w = Workdir::new();
+        w.conf(&x509_conf(api.socket_path(), &health_conf(port, bind)));
+        let _d = w.spawn(&["-config", "helper.conf"]);
+        // IPv4 answers either way (the default is one dual-stack socket).
+        wait_http(port, "/ready", 200).await;
+        let v6 = tokio::net::TcpStream::connect(("::1", port)).await;
+        assert_eq!(v6.is_ok(), v6_answers, "[::1]:{port} with {bind:?}");
+    }
+}
