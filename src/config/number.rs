@@ -319,4 +319,51 @@ mod tests {
         assert_eq!(seconds(-1), Err(DurationError::Negative));
         assert_eq!(seconds(i64::MAX), Err(DurationError::TooLarge));
     }
+
+    /// Go's limits, to the nanosecond: 2^63 - 1 is the longest duration,
+    /// and 2^63 is reached (then refused as negative, not as too long)
+    /// only by a negative duration.
+    #[test]
+    fn durations_at_the_edges_of_gos_range() {
+        let max = Duration::from_nanos(MAX_NANOS);
+        assert_eq!(go_duration("9223372036854775807ns"), Ok(max));
+        assert_eq!(go_duration("2562047h47m16.854775807s"), Ok(max));
+        assert_eq!(
+            go_duration("9223372036854775808ns"),
+            Err(DurationError::TooLarge)
+        );
+        for at_two_to_63 in [
+            "-9223372036854775808ns",
+            "-9223372036.854775808s",
+            "-2562047h47m16.854775808s",
+        ] {
+            assert_eq!(
+                go_duration(at_two_to_63),
+                Err(DurationError::Negative),
+                "{at_two_to_63}"
+            );
+        }
+        assert_eq!(go_duration("-0s"), Ok(Duration::ZERO));
+        assert_eq!(go_duration("-0"), Ok(Duration::ZERO));
+        assert_eq!(seconds(9_223_372_036), Ok(Duration::from_secs(9_223_372_036)));
+        assert_eq!(seconds(9_223_372_037), Err(DurationError::TooLarge));
+        assert_eq!(seconds(-1), Err(DurationError::Negative));
+    }
+
+    #[test]
+    fn a_base_prefix_needs_digits_and_underscores_sit_between_digits() {
+        for bare in ["0b", "0o", "0x", "0B", "0X"] {
+            assert_eq!(go_parse_int(bare), None, "{bare}");
+        }
+        assert!(underscores_well_placed("0x_1f"));
+        assert!(underscores_well_placed("1_000"));
+        // Only a leading 0 makes a base prefix.
+        assert!(!underscores_well_placed("1x_1"));
+        // An underscore must be followed by a digit, and other characters
+        // may follow digits.
+        assert!(!underscores_well_placed("1_a"));
+        assert!(underscores_well_placed("1a"));
+        assert!(!underscores_well_placed("1_"));
+        assert!(!underscores_well_placed("_1"));
+    }
 }
