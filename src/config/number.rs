@@ -345,7 +345,10 @@ mod tests {
         }
         assert_eq!(go_duration("-0s"), Ok(Duration::ZERO));
         assert_eq!(go_duration("-0"), Ok(Duration::ZERO));
-        assert_eq!(seconds(9_223_372_036), Ok(Duration::from_secs(9_223_372_036)));
+        assert_eq!(
+            seconds(9_223_372_036),
+            Ok(Duration::from_secs(9_223_372_036))
+        );
         assert_eq!(seconds(9_223_372_037), Err(DurationError::TooLarge));
         assert_eq!(seconds(-1), Err(DurationError::Negative));
     }
