@@ -152,9 +152,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteErr
     commit(&batch, false).map(drop)
 }
 
-/// Beyond this many files in one batch, a temporary file is closed as soon
-/// as it is synced instead of after its rename, so a large federation
-/// written to `trust_bundles_dir` cannot run the process out of descriptors.
+/// In a batch of more files than this, all but the last this many are
+/// closed as soon as they are synced instead of after their rename, so a
+/// large federation written to `trust_bundles_dir` cannot run the process
+/// out of descriptors. The X.509 files come last in their batch, so they
+/// always keep the close-after-rename order.
 const OPEN_AFTER_RENAME: usize = 16;
 
 /// Commits a batch whole or not at all (see the module docs). With
@@ -182,10 +184,11 @@ pub fn commit(batch: &Batch, skip_unchanged: bool) -> Result<Committed, WriteErr
     // 1. Stage and sync. On error the staged files are dropped, which
     // removes them: nothing else has changed yet.
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
+    let close_early = todo.len().saturating_sub(OPEN_AFTER_RENAME);
     for (i, w) in todo.iter().enumerate() {
         refuse_directory(&w.path)?;
         let mut s = stage(w)?;
-        if i >= OPEN_AFTER_RENAME {
+        if i < close_early {
             s.sync_and_close()?;
         }
         staged.push(s);
