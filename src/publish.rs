@@ -241,17 +241,10 @@ impl Publisher {
     /// write, and logs it once.
     pub fn failed(&self, output: &Output, reason: &str) {
         match output {
-            Output::X509 => {
-                error!("X.509 update not written: {reason}");
-                self.inner.status.send_if_modified(|s| {
-                    s.x509.replace(WriteStatus::Failed) != Some(WriteStatus::Failed)
-                });
-            }
-            Output::Jwt(path) => {
-                error!(path = %path.display(), "not written: {reason}");
-                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Failed);
-            }
+            Output::X509 => error!("X.509 update not written: {reason}"),
+            Output::Jwt(path) => error!(path = %path.display(), "not written: {reason}"),
         }
+        self.mark_failed(output);
     }
 
     /// Marks `output` failed without a log line (the caller logged it).

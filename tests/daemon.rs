@@ -9,18 +9,6 @@ use common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 
-/// Waits until `certs/svid.pem` starts with `svid`'s leaf.
-async fn wait_svid(w: &Workdir, svid: &Svid) {
-    let want = pem_certs(&[svid.leaf_der()]);
-    let path = w.certs().join("svid.pem");
-    wait_for("the SVID file to hold the new leaf", LONG, || {
-        read_opt(&path)
-            .filter(|b| b.starts_with(want.as_bytes()))
-            .map(drop)
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotations_pushed_by_the_agent_reach_the_files() {
     let api = FakeWorkloadApi::start().await;

@@ -11,23 +11,6 @@ use common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 
-async fn wait_http(port: u16, path: &str, code: u16) -> String {
-    let what = format!("GET {path} to answer {code}");
-    let end = std::time::Instant::now() + LONG;
-    loop {
-        if let Some((c, body)) = http_get(port, path).await {
-            if c == code {
-                return body;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Waits for `path` to answer exactly `code` and `body`; on a timeout the
 /// panic shows the last answer and the helper's log.
 async fn wait_answer(port: u16, path: &str, code: u16, body: &str, d: &Daemon) {

@@ -227,18 +227,6 @@ fn trap_script(sig: &str, rec: &Path) -> String {
     )
 }
 
-/// Waits until `svid.pem` starts with `svid`'s leaf.
-async fn wait_svid(w: &Workdir, svid: &Svid) {
-    let want = pem_certs(&[svid.leaf_der()]);
-    let path = w.certs().join("svid.pem");
-    wait_for("the SVID file to hold the new leaf", LONG, || {
-        read_opt(&path)
-            .filter(|b| b.starts_with(want.as_bytes()))
-            .map(drop)
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cmd_and_pid_file_set_together_are_both_signalled() {
     let api = FakeWorkloadApi::start().await;
