@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -13,10 +14,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, info_span, warn, Instrument as _};
+use tracing::{error, info, info_span, warn, Instrument as _};
 
 use crate::clock::unix_now;
 use crate::config::{Config, ConfigError, Loaded, LogFormat, X509Output};
+use crate::disk::Root;
 use crate::metrics::Metrics;
 use crate::publish::{Output, Publisher, Update};
 use crate::status::Status;
@@ -35,12 +37,6 @@ pub enum AppError {
     Health(#[from] health::BindError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-    #[error("cannot prepare {}: {source}", path.display())]
-    Prepare {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// The whole program after the flags: returns the exit code.
@@ -73,7 +69,7 @@ pub fn main(loaded: Result<Loaded, ConfigError>) -> u8 {
     for w in &loaded.warnings {
         warn!("{w}");
     }
-    raise_descriptor_limit();
+    supervisor::raise_descriptor_limit();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // The blocking pool's threads (credential writes) are kept between
@@ -142,18 +138,6 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = Signal>> {
     })
 }
 
-/// Raises the soft descriptor limit to the hard one, so probe connections
-/// and credential writes have room; the health server keeps its own share
-/// bounded as well.
-pub fn raise_descriptor_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
-            debug!("cannot raise the descriptor limit from {soft} to {hard}");
-        }
-    }
-}
-
 /// Every file path the configuration writes (for the start-up clean-up).
 fn targets(cfg: &Config) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -176,41 +160,40 @@ fn targets(cfg: &Config) -> Vec<PathBuf> {
     out
 }
 
-/// Before the first write, in both modes: removes temporary files an
-/// earlier run left behind (after a SIGKILL or a power loss) and creates
-/// `trust_bundles_dir` if it is missing.
-pub fn prepare_outputs(cfg: &Config) -> Result<(), AppError> {
-    let mut removed = disk::remove_leftovers(&targets(cfg));
-    if let Some(dir) = cfg.x509.as_ref().and_then(|x| x.trust_bundles.as_ref()) {
-        create_dir_exact(&dir.dir).map_err(|source| AppError::Prepare {
-            path: dir.dir.clone(),
-            source,
-        })?;
-        removed.extend(disk::remove_leftovers_in(
-            &dir.dir,
-            x509::is_trust_bundle_name,
-        ));
-    }
+/// Before the first write, in both modes, off the runtime thread: removes
+/// temporary files an earlier run left behind (after a SIGKILL or a power
+/// loss), and warns once about directories whose files can only be
+/// rewritten in place.
+pub async fn prepare_outputs(cfg: &Config, root: &Arc<Root>) {
+    let targets = targets(cfg);
+    let own = cfg
+        .x509
+        .as_ref()
+        .and_then(|x| x.trust_bundles.as_ref())
+        .map(|t| t.dir.clone());
+    let root = Arc::clone(root);
+    let done = tokio::task::spawn_blocking(move || {
+        let removed = disk::remove_leftovers(&root, &targets, own.as_deref());
+        let unwritable = disk::unwritable_dirs(&root, &targets);
+        (removed, unwritable)
+    })
+    .await;
+    let Ok((removed, unwritable)) = done else {
+        return;
+    };
     for p in removed {
         info!(path = %p.display(), "removed a temporary file left by an earlier run");
     }
-    Ok(())
-}
-
-/// Creates `dir` with mode 0755 exactly (whatever the umask) if missing.
-fn create_dir_exact(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    match std::fs::create_dir(dir) {
-        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(e) => Err(e),
+    for w in unwritable {
+        warn!("{w}");
     }
 }
 
 /// Daemon mode: runs until `shutdown` completes, then lets a batch under
 /// way finish, stops the tasks and the child, and returns the exit code.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<u8, AppError> {
-    prepare_outputs(&cfg)?;
+    let root = Arc::new(Root::new(&cfg.cert_dir));
+    prepare_outputs(&cfg, &root).await;
     // Bound before anything is fetched, so probes answer (not ready) at once.
     let listener = if cfg.health.listener_enabled {
         Some(health::bind(&cfg.health)?)
@@ -227,7 +210,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
         status: status_tx.clone(),
         metrics: metrics.clone(),
     };
-    let publisher = Publisher::new(status_tx, renew_tx, metrics.clone());
+    let publisher = Publisher::new(status_tx, renew_tx, metrics.clone(), root);
     let agent = Agent::new(cfg.agent_socket.clone());
     let mut tasks = JoinSet::new();
 
@@ -260,23 +243,20 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
         );
         tasks.spawn(fut.instrument(info_span!("jwt_bundle")));
     }
-    let fetches = std::sync::Arc::new(tokio::sync::Semaphore::new(refresh::CONCURRENT_FETCHES));
-    for entry in &cfg.jwt_svids {
-        let span = info_span!("jwt_svid", audience = %entry.audience);
-        let fut = refresh::run(
+    if !cfg.jwt_svids.is_empty() {
+        // Started from a task of their own, so a shutdown signal during the
+        // start of thousands of entries is acted on at once.
+        let fut = start_refreshers(
             agent.clone(),
-            entry.clone(),
+            cfg.jwt_svids.clone(),
             cfg.hint.clone(),
             publisher.clone(),
-            std::sync::Arc::clone(&fetches),
             token.child_token(),
         );
-        tasks.spawn(fut.instrument(span));
-        // Started one after another: a hundred entries do not all fetch in
-        // the same instant (which would leave a hundred buffers' worth of
-        // fragmented heap behind), and none waits for another's answer.
-        tokio::task::yield_now().await;
+        tasks.spawn(fut);
     }
+    tasks.spawn(supervisor::reap_orphans(token.child_token()));
+    tasks.spawn(ignore_signals(token.child_token()));
     let has_process = cfg.process.cmd.is_some() || cfg.process.pid_file.is_some();
     let mut supervisor = tokio::spawn(
         supervisor::run(cfg.process.clone(), renew_rx, stop_rx, reports)
@@ -330,6 +310,63 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
     }
 }
 
+/// One refresher per `jwt_svids` entry, started one after another: a
+/// hundred entries do not all fetch in the same instant (which would leave
+/// a hundred buffers' worth of fragmented heap behind), and none waits for
+/// another's answer. Returns once every refresher has stopped.
+async fn start_refreshers(
+    agent: Agent,
+    entries: Vec<crate::config::JwtSvidOutput>,
+    hint: Option<String>,
+    publisher: Publisher,
+    token: CancellationToken,
+) {
+    let fetches = Arc::new(tokio::sync::Semaphore::new(refresh::CONCURRENT_FETCHES));
+    let mut running = JoinSet::new();
+    for entry in entries {
+        if token.is_cancelled() {
+            break;
+        }
+        let span = info_span!("jwt_svid", audience = %entry.audience);
+        let fut = refresh::run(
+            agent.clone(),
+            entry,
+            hint.clone(),
+            publisher.clone(),
+            Arc::clone(&fetches),
+            token.child_token(),
+        );
+        running.spawn(fut.instrument(span));
+        tokio::task::yield_now().await;
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// SIGHUP, SIGUSR1 and SIGUSR2 would end the process by default (leaving
+/// `cmd` behind): they are logged and otherwise ignored.
+async fn ignore_signals(token: CancellationToken) {
+    let (Ok(mut hup), Ok(mut usr1), Ok(mut usr2)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    ) else {
+        warn!("cannot handle SIGHUP, SIGUSR1 and SIGUSR2: they end the helper");
+        return;
+    };
+    loop {
+        let name = tokio::select! {
+            () = token.cancelled() => return,
+            _ = hup.recv() => "SIGHUP",
+            _ = usr1.recv() => "SIGUSR1",
+            _ = usr2.recv() => "SIGUSR2",
+        };
+        info!(
+            signal = name,
+            "received {name}: ignored (SIGTERM or SIGINT stops the helper)"
+        );
+    }
+}
+
 /// The X.509 watcher: every update is rendered and published.
 async fn watch_x509(
     agent: Agent,
@@ -368,16 +405,13 @@ async fn publish_x509(
     for svid in ctx.svids() {
         info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
     }
-    let mut rendered = match x509::render(ctx, out, hint, unix_now()) {
+    let rendered = match x509::render(ctx, out, hint, unix_now()) {
         Ok(r) => r,
         Err(e) => {
             publisher.failed(&Output::X509, &format!("{e}; the files on disk are kept"));
             return;
         }
     };
-    if let Some(dir) = &out.trust_bundles {
-        rendered.batch.removals = x509::stale_trust_bundles(&dir.dir, &rendered.batch);
-    }
     // The publisher logs and records the outcome.
     let _ = publisher
         .publish(rendered.batch, Update::X509(rendered.info))

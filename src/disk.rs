@@ -1,4 +1,12 @@
-//! Atomic, transactional file output.
+//! Atomic, transactional file output, confined to `cert_dir`.
+//!
+//! `cert_dir` is opened once ([`Root`]), and every operation below it goes
+//! through that handle: directories are opened one element at a time with
+//! `O_NOFOLLOW`, files are created, renamed, linked and removed relative
+//! to their directory's descriptor, and modes are set with `fchmod` on the
+//! open file. A symbolic link planted below `cert_dir` is never followed:
+//! an output name that is a link is replaced like any file, and a link
+//! where a directory should be is an error that writes nothing.
 //!
 //! Every file is written through a temporary file in the target directory:
 //! created with `O_EXCL`, given its final mode with `fchmod` before a byte is
@@ -17,25 +25,39 @@
 //!
 //! If a rename, a removal or a directory sync fails, every change already
 //! made is undone: the backups are renamed back, and a file that did not
-//! exist before is removed. The error then says what is on disk. Temporary
-//! and backup files follow one naming pattern, `.<name>.<pid>.<n>.tmp` and
-//! `.<name>.<pid>.<n>.bak`, which [`remove_leftovers`] recognises at
-//! start-up after a crash.
+//! exist before is removed. The error then says what is on disk.
+//!
+//! A directory the helper cannot create files in (images that create
+//! `cert_dir` as root and hand only the files to the helper's user) gets
+//! its existing files rewritten in place instead: truncated, written and
+//! fsynced, never given a wider mode; see [`Method::InPlace`].
+//!
+//! Temporary and backup names are short and of fixed length,
+//! `.<hash>-<pid>-<n>.tmp|bak` (eight hex digits each, the hash that of the
+//! target's name), so a long output name still fits, and
+//! [`remove_leftovers`] recognises them at start-up after a crash.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write as _};
+use std::fs::File;
+use std::io::{self, Read, Seek as _, Write as _};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 use crate::secret::Secret;
 
 /// One file of a batch: where, what, and with which permission bits.
 #[derive(Debug)]
 pub struct FileWrite {
+    /// `cert_dir` joined with the output name: it must lie below the
+    /// [`Root`] the batch is committed to.
     pub path: PathBuf,
     /// Redacted in `Debug` and wiped on drop: it may be a key or a JWT.
     pub bytes: Secret,
@@ -57,26 +79,45 @@ impl FileWrite {
 pub struct Batch {
     /// Written in this order (the order readers may rely on).
     pub writes: Vec<FileWrite>,
-    /// Removed after the writes (files the agent no longer sends).
-    pub removals: Vec<PathBuf>,
+    /// A directory of the helper's own (`trust_bundles_dir`): created when
+    /// missing, and every file in it whose name `managed` accepts and that
+    /// the batch does not write is removed (trust domains the agent no
+    /// longer sends).
+    pub own_dir: Option<OwnDir>,
+}
+
+/// See [`Batch::own_dir`].
+#[derive(Debug, Clone)]
+pub struct OwnDir {
+    pub path: PathBuf,
+    pub managed: fn(&str) -> bool,
 }
 
 impl Batch {
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.removals.is_empty()
-    }
-
     pub fn extend(&mut self, other: Batch) {
         self.writes.extend(other.writes);
-        self.removals.extend(other.removals);
+        if other.own_dir.is_some() {
+            self.own_dir = other.own_dir;
+        }
     }
+}
+
+/// How a file reached the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// A temporary file renamed over the target.
+    Atomic,
+    /// The existing file truncated and rewritten, because its directory
+    /// does not let the helper create files.
+    InPlace,
 }
 
 /// What a committed batch changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Committed {
-    /// Files whose bytes or mode changed, in write order.
-    pub written: Vec<PathBuf>,
+    /// Files whose bytes or mode changed, in write order, and how.
+    pub written: Vec<(PathBuf, Method)>,
     /// Files left alone because they already held exactly these bytes with
     /// this mode.
     pub unchanged: Vec<PathBuf>,
@@ -113,6 +154,10 @@ impl WriteError {
             }
             _ => source.to_string(),
         };
+        Self::with_reason(path, reason, source)
+    }
+
+    fn with_reason(path: &Path, reason: String, source: io::Error) -> Self {
         Self {
             path: path.to_path_buf(),
             reason,
@@ -128,29 +173,211 @@ impl WriteError {
 
     /// A failure that is not about one file's I/O (e.g. a lost write task).
     pub fn other(reason: &str) -> Self {
+        Self::with_reason(
+            Path::new(""),
+            reason.to_owned(),
+            io::Error::other(reason.to_owned()),
+        )
+    }
+}
+
+// === impl Root ===
+
+/// `cert_dir`, opened once: the handle every file operation below it goes
+/// through. A `cert_dir` that does not exist yet is opened at the first
+/// batch that finds it.
+#[derive(Debug)]
+pub struct Root {
+    path: PathBuf,
+    fd: Mutex<Option<Arc<OwnedFd>>>,
+}
+
+impl Root {
+    /// `cert_dir` as configured (empty: the working directory).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
-            path: PathBuf::new(),
-            reason: reason.to_owned(),
-            on_disk: "the previous files are unchanged".to_owned(),
-            source: io::Error::other(reason.to_owned()),
+            path: path.into(),
+            fd: Mutex::new(None),
         }
     }
 
-    /// The underlying I/O error kind (ENOSPC, EMFILE, ...), for callers
-    /// that classify failures.
-    pub fn raw_os_error(&self) -> Option<i32> {
-        self.source.raw_os_error()
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The handle, opening `cert_dir` the first time. `cert_dir` itself
+    /// may be a link (the operator chose it); nothing below it is followed.
+    fn handle(&self) -> io::Result<Arc<OwnedFd>> {
+        let mut fd = self
+            .fd
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(fd) = &*fd {
+            return Ok(Arc::clone(fd));
+        }
+        let path: &Path = if self.path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &self.path
+        };
+        let opened = Arc::new(nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?);
+        *fd = Some(Arc::clone(&opened));
+        Ok(opened)
+    }
+
+    /// The elements of `path` below `cert_dir`: only plain names, so
+    /// nothing can climb out.
+    fn below<'a>(&self, path: &'a Path) -> io::Result<Vec<&'a OsStr>> {
+        let rel = path.strip_prefix(&self.path).map_err(|_| outside(path))?;
+        let mut names = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(n) => names.push(n),
+                Component::CurDir => {}
+                _ => return Err(outside(path)),
+            }
+        }
+        Ok(names)
     }
 }
 
-/// Writes one file atomically (a batch of one).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
-    let batch = Batch {
-        writes: vec![FileWrite::new(path.to_path_buf(), bytes.to_vec(), mode)],
-        removals: Vec::new(),
-    };
-    commit(&batch, false).map(drop)
+fn outside(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} is not below cert_dir", path.display()),
+    )
 }
+
+/// The directories of one batch, each opened once through the root
+/// handle, without following a link.
+struct Dirs<'r> {
+    root: &'r Root,
+    root_fd: Arc<OwnedFd>,
+    open: Vec<(PathBuf, Arc<OwnedFd>)>,
+}
+
+/// Where a file goes: its directory's handle and its name there.
+struct Place {
+    dir: Arc<OwnedFd>,
+    name: OsString,
+}
+
+impl<'r> Dirs<'r> {
+    fn new(root: &'r Root) -> io::Result<Self> {
+        Ok(Self {
+            root,
+            root_fd: root.handle()?,
+            open: Vec::new(),
+        })
+    }
+
+    /// The directory `path` (below `cert_dir`); `create` makes a missing
+    /// last element with mode 0755 (set on the descriptor, whatever the
+    /// umask).
+    fn dir(&mut self, path: &Path, create: bool) -> io::Result<Arc<OwnedFd>> {
+        if let Some((_, fd)) = self.open.iter().find(|(p, _)| p == path) {
+            return Ok(Arc::clone(fd));
+        }
+        let names = self.root.below(path)?;
+        let mut cur = Arc::clone(&self.root_fd);
+        let last = names.len().saturating_sub(1);
+        for (i, name) in names.iter().enumerate() {
+            let next = match open_dir_at(&cur, name) {
+                Err(Errno::ENOENT) if create && i == last => {
+                    match mkdirat(&*cur, *name, Mode::from_bits_truncate(0o700)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    let fd = open_dir_at(&cur, name).map_err(|e| link_error(e, path))?;
+                    fchmod(&fd, Mode::from_bits_truncate(0o755))?;
+                    fd
+                }
+                r => r.map_err(|e| link_error(e, path))?,
+            };
+            cur = Arc::new(next);
+        }
+        self.open.push((path.to_path_buf(), Arc::clone(&cur)));
+        Ok(cur)
+    }
+
+    /// The directory handle and name for a file path below `cert_dir`.
+    fn place(&mut self, path: &Path) -> io::Result<Place> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+        let dir = self.dir(parent_dir_below(path), false)?;
+        Ok(Place {
+            dir,
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The directory part of a path below `cert_dir` (empty for cert_dir).
+fn parent_dir_below(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+fn open_dir_at(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// `O_NOFOLLOW` on a link fails with ELOOP (ENOTDIR with `O_DIRECTORY` on
+/// some kernels): say it in words.
+fn link_error(e: Errno, path: &Path) -> io::Error {
+    match e {
+        Errno::ELOOP | Errno::ENOTDIR => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symbolic link or not a directory (links below cert_dir are never followed)",
+                path.display()
+            ),
+        ),
+        e => e.into(),
+    }
+}
+
+fn stat_at(place: &Place) -> nix::Result<FileStat> {
+    fstatat(
+        &*place.dir,
+        place.name.as_os_str(),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+}
+
+fn is_kind(st: &FileStat, kind: SFlag) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == kind
+}
+
+/// Opens an existing regular file below a directory handle without
+/// following a link and without blocking on a FIFO or a device.
+fn open_regular(place: &Place, flags: OFlag) -> io::Result<File> {
+    let fd = openat(
+        &*place.dir,
+        place.name.as_os_str(),
+        flags | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(&fd)?;
+    if !is_kind(&st, SFlag::S_IFREG) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(File::from(fd))
+}
+
+// === commit ===
 
 /// In a batch of more files than this, all but the last this many are
 /// closed as soon as they are synced instead of after their rename, so a
@@ -162,21 +389,36 @@ const OPEN_AFTER_RENAME: usize = 16;
 /// Commits a batch whole or not at all (see the module docs). With
 /// `skip_unchanged`, a file that already holds exactly these bytes with this
 /// mode is left alone (its inode and times do not change).
-pub fn commit(batch: &Batch, skip_unchanged: bool) -> Result<Committed, WriteError> {
+pub fn commit(root: &Root, batch: &Batch, skip_unchanged: bool) -> Result<Committed, WriteError> {
+    let first_path = batch
+        .writes
+        .first()
+        .map_or_else(|| root.path().to_path_buf(), |w| w.path.clone());
+    let mut dirs = Dirs::new(root).map_err(|e| WriteError::new(&first_path.clone(), e))?;
     let mut done = Committed::default();
-    let mut todo: Vec<&FileWrite> = Vec::with_capacity(batch.writes.len());
+    let mut todo: Vec<(&FileWrite, Place)> = Vec::with_capacity(batch.writes.len());
+    let own = match &batch.own_dir {
+        Some(o) => Some((
+            o,
+            dirs.dir(&o.path, true)
+                .map_err(|e| WriteError::new(&o.path.join("."), e))?,
+        )),
+        None => None,
+    };
     for w in &batch.writes {
-        if skip_unchanged && holds(&w.path, w.bytes.expose(), w.mode) {
+        let place = dirs
+            .place(&w.path)
+            .map_err(|e| WriteError::new(&w.path, e))?;
+        if skip_unchanged && holds(&place, w.bytes.expose(), w.mode) {
             done.unchanged.push(w.path.clone());
         } else {
-            todo.push(w);
+            todo.push((w, place));
         }
     }
-    let removals: Vec<&PathBuf> = batch
-        .removals
-        .iter()
-        .filter(|p| std::fs::symlink_metadata(p).is_ok())
-        .collect();
+    let removals = match own {
+        Some((o, fd)) => stale(o, &fd, batch).map_err(|e| WriteError::new(&o.path.join("."), e))?,
+        None => Vec::new(),
+    };
     if todo.is_empty() && removals.is_empty() {
         return Ok(done);
     }
@@ -185,9 +427,9 @@ pub fn commit(batch: &Batch, skip_unchanged: bool) -> Result<Committed, WriteErr
     // removes them: nothing else has changed yet.
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
     let close_early = todo.len().saturating_sub(OPEN_AFTER_RENAME);
-    for (i, w) in todo.iter().enumerate() {
-        refuse_directory(&w.path)?;
-        let mut s = stage(w)?;
+    for (i, (w, place)) in todo.into_iter().enumerate() {
+        refuse_directory(&place, &w.path)?;
+        let mut s = stage(w, place)?;
         if i < close_early {
             s.sync_and_close()?;
         }
@@ -198,72 +440,116 @@ pub fn commit(batch: &Batch, skip_unchanged: bool) -> Result<Committed, WriteErr
     // 2. Backups of everything about to be replaced or removed.
     let mut tx = Transaction::default();
     for s in &staged {
-        tx.back_up(&s.target)?;
+        if s.is_atomic() {
+            tx.back_up(&s.place, &s.target)?;
+        }
     }
-    for p in &removals {
-        tx.back_up(p)?;
+    for r in &removals {
+        tx.back_up(&r.place, &r.target)?;
     }
 
-    // 3. Renames in order, then removals.
+    // 3. Renames (or in-place writes) in order, then removals.
     for s in &mut staged {
-        if let Err(e) = std::fs::rename(&s.temp, &s.target) {
+        if let Err(e) = s.put_in_place() {
             let err = WriteError::new(&s.target, e);
-            return Err(tx.roll_back(err));
+            return Err(tx.roll_back(err, &mut staged, &removals));
         }
-        s.renamed = true;
-        tx.changed.push(s.target.clone());
-        // Closed after the rename: a program watching the target names
-        // for close_write (written for in-place writers) sees one event.
-        s.file = None;
+        tx.changed.push(Change::Staged(tx.changed.len()));
     }
-    for p in &removals {
-        if let Err(e) = std::fs::remove_file(p) {
-            let err = WriteError::new(p, e);
-            return Err(tx.roll_back(err));
+    for (i, r) in removals.iter().enumerate() {
+        if let Err(e) = unlinkat(
+            &*r.place.dir,
+            r.place.name.as_os_str(),
+            UnlinkatFlags::NoRemoveDir,
+        ) {
+            let err = WriteError::new(&r.target, e.into());
+            return Err(tx.roll_back(err, &mut staged, &removals));
         }
-        tx.changed.push((*p).clone());
+        tx.changed.push(Change::Removed(i));
     }
 
     // 4. One fsync per directory makes the renames durable.
-    let mut dirs: Vec<&Path> = Vec::with_capacity(1);
-    for p in &tx.changed {
-        let d = parent_dir(p);
-        if !dirs.contains(&d) {
-            dirs.push(d);
+    let mut dirs_changed: Vec<(Arc<OwnedFd>, PathBuf)> = Vec::with_capacity(1);
+    let changed = staged
+        .iter()
+        .filter(|s| s.is_atomic())
+        .map(|s| (&s.place.dir, &s.target))
+        .chain(removals.iter().map(|r| (&r.place.dir, &r.target)));
+    for (dir, target) in changed {
+        if !dirs_changed.iter().any(|(d, _)| Arc::ptr_eq(d, dir)) {
+            dirs_changed.push((Arc::clone(dir), parent_dir(target).join(".")));
         }
     }
-    for d in &dirs {
-        if let Err(e) = sync_dir(d) {
-            let err = WriteError::new(&d.join("."), e);
-            let dirs: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
-            let err = tx.roll_back(err);
-            for d in dirs {
-                let _ = sync_dir(&d);
+    for (dir, shown) in &dirs_changed {
+        if let Err(e) = nix::unistd::fsync(&**dir) {
+            let err = WriteError::new(shown, e.into());
+            let err = tx.roll_back(err, &mut staged, &removals);
+            for (d, _) in &dirs_changed {
+                let _ = nix::unistd::fsync(&**d);
             }
             return Err(err);
         }
     }
     tx.finish();
-    done.written = staged.iter().map(|s| s.target.clone()).collect();
-    done.removed = removals.into_iter().cloned().collect();
+    done.written = staged
+        .iter()
+        .map(|s| (s.target.clone(), s.method()))
+        .collect();
+    done.removed = removals.into_iter().map(|r| r.target).collect();
     Ok(done)
 }
 
-/// Whether `path` is a regular file (not a link) holding exactly `bytes`
-/// with permission bits `mode`.
-fn holds(path: &Path, bytes: &[u8], mode: u32) -> bool {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
+/// A file to remove, in a directory of the helper's own.
+struct Removal {
+    place: Place,
+    target: PathBuf,
+}
+
+/// The managed regular files in `own` that the batch does not write.
+fn stale(own: &OwnDir, fd: &Arc<OwnedFd>, batch: &Batch) -> io::Result<Vec<Removal>> {
+    let mut listing = nix::dir::Dir::openat(
+        &**fd,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if !(own.managed)(name) {
+            continue;
+        }
+        let target = own.path.join(name);
+        if batch.writes.iter().any(|w| w.path == target) {
+            continue;
+        }
+        let place = Place {
+            dir: Arc::clone(fd),
+            name: OsString::from(name),
+        };
+        if stat_at(&place).is_ok_and(|st| is_kind(&st, SFlag::S_IFREG)) {
+            out.push(Removal { place, target });
+        }
+    }
+    out.sort_by(|a, b| a.target.cmp(&b.target));
+    Ok(out)
+}
+
+/// Whether the file at `place` is a regular file (not a link) holding
+/// exactly `bytes` with permission bits `mode`.
+fn holds(place: &Place, bytes: &[u8], mode: u32) -> bool {
+    let Ok(mut f) = open_regular(place, OFlag::O_RDONLY) else {
         return false;
     };
-    if !meta.file_type().is_file()
-        || meta.mode() & 0o7777 != mode
+    let Ok(meta) = f.metadata() else { return false };
+    if std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777 != mode
         || meta.len() != bytes.len() as u64
     {
         return false;
     }
-    let Ok(mut f) = File::open(path) else {
-        return false;
-    };
     let mut buf = Vec::with_capacity(bytes.len());
     // One byte more than expected tells a file that grew meanwhile.
     match Read::by_ref(&mut f)
@@ -281,9 +567,9 @@ fn holds(path: &Path, bytes: &[u8], mode: u32) -> bool {
 
 /// A directory where a file should go cannot be replaced by a rename: say
 /// so before anything has changed.
-fn refuse_directory(path: &Path) -> Result<(), WriteError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Err(WriteError::new(
+fn refuse_directory(place: &Place, path: &Path) -> Result<(), WriteError> {
+    match stat_at(place) {
+        Ok(st) if is_kind(&st, SFlag::S_IFDIR) => Err(WriteError::new(
             path,
             io::Error::new(
                 io::ErrorKind::IsADirectory,
@@ -294,23 +580,31 @@ fn refuse_directory(path: &Path) -> Result<(), WriteError> {
     }
 }
 
-/// Backups and the files changed so far, for undoing a batch.
+/// One step of a batch, for undoing it: a staged file put in place, or a
+/// removal (indices into their lists).
+enum Change {
+    Staged(usize),
+    Removed(usize),
+}
+
+/// Backups and the changes made so far, for undoing a batch.
 #[derive(Default)]
 struct Transaction {
-    /// (target, backup) for every target that existed.
-    backups: Vec<(PathBuf, PathBuf)>,
-    /// Targets renamed over or removed, in order.
-    changed: Vec<PathBuf>,
+    /// (directory, target name, backup name) for every target that
+    /// existed before an atomic replacement or a removal.
+    backups: Vec<(Arc<OwnedFd>, OsString, OsString)>,
+    changed: Vec<Change>,
 }
 
 impl Transaction {
-    fn back_up(&mut self, target: &Path) -> Result<(), WriteError> {
-        if std::fs::symlink_metadata(target).is_err() {
+    fn back_up(&mut self, place: &Place, target: &Path) -> Result<(), WriteError> {
+        if stat_at(place).is_err() {
             return Ok(());
         }
-        match make_backup(target) {
+        match make_backup(place) {
             Ok(b) => {
-                self.backups.push((target.to_path_buf(), b));
+                self.backups
+                    .push((Arc::clone(&place.dir), place.name.clone(), b));
                 Ok(())
             }
             Err(e) => {
@@ -320,28 +614,31 @@ impl Transaction {
         }
     }
 
-    /// Undoes every change and says what is on disk now.
-    fn roll_back(mut self, err: WriteError) -> WriteError {
+    /// Undoes every change, newest first, and says what is on disk now.
+    fn roll_back(
+        mut self,
+        err: WriteError,
+        staged: &mut [Staged],
+        removals: &[Removal],
+    ) -> WriteError {
         let mut restored = Vec::new();
         let mut stuck = Vec::new();
-        for target in self.changed.iter().rev() {
-            let backup = self
-                .backups
-                .iter()
-                .position(|(t, _)| t == target)
-                .map(|i| self.backups.remove(i).1);
-            let r = match &backup {
-                Some(b) => std::fs::rename(b, target),
-                None => std::fs::remove_file(target),
+        for change in std::mem::take(&mut self.changed).iter().rev() {
+            let (r, target) = match *change {
+                Change::Staged(i) => {
+                    let s = &mut staged[i];
+                    let r = if s.is_atomic() {
+                        self.put_back(&s.place)
+                    } else {
+                        s.restore_in_place()
+                    };
+                    (r, &s.target)
+                }
+                Change::Removed(i) => (self.put_back(&removals[i].place), &removals[i].target),
             };
             match r {
                 Ok(()) => restored.push(name_of(target)),
-                Err(e) => {
-                    if let Some(b) = backup {
-                        let _ = std::fs::remove_file(b);
-                    }
-                    stuck.push(format!("{} holds the new content ({e})", name_of(target)));
-                }
+                Err(e) => stuck.push(format!("{} holds the new content ({e})", name_of(target))),
             }
         }
         self.discard_backups();
@@ -358,7 +655,7 @@ impl Transaction {
                 "rolling back failed: {}; restored: {}",
                 stuck.join("; "),
                 if restored.is_empty() {
-                    "none".to_owned()
+                    "nothing".to_owned()
                 } else {
                     restored.join(", ")
                 }
@@ -367,14 +664,35 @@ impl Transaction {
         err.with_on_disk(on_disk)
     }
 
-    fn discard_backups(&mut self) {
-        for (_, b) in self.backups.drain(..) {
-            let _ = std::fs::remove_file(b);
+    /// Puts a target's backup back, or removes a target that did not exist.
+    fn put_back(&mut self, place: &Place) -> io::Result<()> {
+        let backup = self
+            .backups
+            .iter()
+            .position(|(d, n, _)| Arc::ptr_eq(d, &place.dir) && *n == place.name)
+            .map(|i| self.backups.remove(i).2);
+        let dir = &*place.dir;
+        let name = place.name.as_os_str();
+        let r = match &backup {
+            Some(b) => renameat(dir, b.as_os_str(), dir, name),
+            None => unlinkat(dir, name, UnlinkatFlags::NoRemoveDir),
+        };
+        if r.is_err() {
+            if let Some(b) = &backup {
+                let _ = unlinkat(dir, b.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            }
         }
+        r.map_err(io::Error::from)
     }
 
     fn finish(mut self) {
         self.discard_backups();
+    }
+
+    fn discard_backups(&mut self) {
+        for (dir, _, b) in self.backups.drain(..) {
+            let _ = unlinkat(&*dir, b.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
 }
 
@@ -382,98 +700,291 @@ fn name_of(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// A second name for `target`'s current inode (a copy where the filesystem
-/// refuses hard links), next to it.
-fn make_backup(target: &Path) -> io::Result<PathBuf> {
-    let backup = unique_name(target, "bak")?;
-    match std::fs::hard_link(target, &backup) {
+/// A second name for the target's current inode (a copy where the
+/// filesystem refuses hard links), next to it.
+fn make_backup(place: &Place) -> io::Result<OsString> {
+    let backup = unique_name(place, "bak")?;
+    // linkat without AT_SYMLINK_FOLLOW links a symbolic link itself.
+    match linkat(
+        &*place.dir,
+        place.name.as_os_str(),
+        &*place.dir,
+        backup.as_os_str(),
+        AtFlags::empty(),
+    ) {
         Ok(()) => Ok(backup),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(
-                    nix::libc::EPERM | nix::libc::EOPNOTSUPP | nix::libc::EXDEV | nix::libc::EMLINK
-                )
-            ) && std::fs::symlink_metadata(target).is_ok_and(|m| m.is_file()) =>
-        {
+        Err(Errno::EPERM | Errno::EOPNOTSUPP | Errno::EXDEV | Errno::EMLINK) => {
             // Immutable files also refuse links (EPERM); the copy then
             // succeeds but the later rename fails and is rolled back.
-            copy_with_mode(target, &backup)?;
+            copy_with_mode(place, &backup)?;
             Ok(backup)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
-fn copy_with_mode(from: &Path, to: &Path) -> io::Result<()> {
-    let mode = std::fs::metadata(from)?.mode() & 0o7777;
-    let mut src = File::open(from)?;
-    let mut dst = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_CLOEXEC)
-        .open(to)?;
-    dst.set_permissions(std::fs::Permissions::from_mode(mode))?;
+fn copy_with_mode(place: &Place, to: &OsStr) -> io::Result<()> {
+    let mut src = open_regular(place, OFlag::O_RDONLY)?;
+    let mode = std::os::unix::fs::MetadataExt::mode(&src.metadata()?) & 0o7777;
+    let mut dst = create_exclusive(&place.dir, to)?;
+    fchmod(&dst, Mode::from_bits_truncate(mode))?;
     let r = io::copy(&mut src, &mut dst).and_then(|_| dst.sync_all());
     if r.is_err() {
-        let _ = std::fs::remove_file(to);
+        let _ = unlinkat(&*place.dir, to, UnlinkatFlags::NoRemoveDir);
     }
     r
 }
 
-/// A temporary file written in full, waiting to be synced and renamed.
-struct Staged {
-    temp: PathBuf,
-    target: PathBuf,
-    /// `None` once closed (after its rename, or early in a large batch).
-    file: Option<Arc<File>>,
-    synced: bool,
-    renamed: bool,
+fn create_exclusive(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )?;
+    Ok(File::from(fd))
 }
 
+/// A file written in full, waiting to be synced and put in place.
+struct Staged {
+    place: Place,
+    target: PathBuf,
+    how: Staging,
+}
+
+enum Staging {
+    /// A temporary file, renamed over the target.
+    Atomic {
+        temp: OsString,
+        /// `None` once closed (after its rename, or early in a large batch).
+        file: Option<Arc<File>>,
+        synced: bool,
+        renamed: bool,
+    },
+    /// The existing file, rewritten in place at step 3.
+    InPlace {
+        file: File,
+        bytes: Vec<u8>,
+        /// The previous content, to put back if the batch fails; `None`
+        /// when it was too large to keep.
+        old: Option<Vec<u8>>,
+        written: bool,
+    },
+}
+
+/// The most of a file's previous content kept to undo an in-place write.
+const MAX_IN_PLACE_UNDO: u64 = 4 << 20;
+
 impl Staged {
-    fn sync_and_close(&mut self) -> Result<(), WriteError> {
-        if let Some(f) = self.file.take() {
-            f.sync_all().map_err(|e| WriteError::new(&self.target, e))?;
+    fn is_atomic(&self) -> bool {
+        matches!(self.how, Staging::Atomic { .. })
+    }
+
+    fn method(&self) -> Method {
+        match self.how {
+            Staging::Atomic { .. } => Method::Atomic,
+            Staging::InPlace { .. } => Method::InPlace,
         }
-        self.synced = true;
+    }
+
+    fn sync_and_close(&mut self) -> Result<(), WriteError> {
+        if let Staging::Atomic { file, synced, .. } = &mut self.how {
+            if let Some(f) = file.take() {
+                f.sync_all().map_err(|e| WriteError::new(&self.target, e))?;
+            }
+            *synced = true;
+        }
         Ok(())
     }
+
+    fn pending_sync(&self) -> Option<Arc<File>> {
+        match &self.how {
+            Staging::Atomic {
+                file: Some(f),
+                synced: false,
+                ..
+            } => Some(Arc::clone(f)),
+            _ => None,
+        }
+    }
+
+    /// Step 3: the rename, or the in-place rewrite.
+    fn put_in_place(&mut self) -> io::Result<()> {
+        match &mut self.how {
+            Staging::Atomic {
+                temp,
+                file,
+                renamed,
+                ..
+            } => {
+                renameat(
+                    &*self.place.dir,
+                    temp.as_os_str(),
+                    &*self.place.dir,
+                    self.place.name.as_os_str(),
+                )?;
+                *renamed = true;
+                // Closed after the rename: a program watching the target
+                // names for close_write (written for in-place writers)
+                // sees one event.
+                *file = None;
+                Ok(())
+            }
+            Staging::InPlace {
+                file,
+                bytes,
+                written,
+                ..
+            } => {
+                *written = true;
+                rewrite(file, bytes)
+            }
+        }
+    }
+
+    fn restore_in_place(&mut self) -> io::Result<()> {
+        match &mut self.how {
+            Staging::InPlace {
+                file,
+                old: Some(old),
+                written: true,
+                ..
+            } => rewrite(file, old),
+            Staging::InPlace { written: false, .. } => Ok(()),
+            _ => Err(io::Error::other(
+                "its previous content was too large to keep",
+            )),
+        }
+    }
+}
+
+/// Truncates `file` and writes `bytes` from the start, then fsyncs.
+fn rewrite(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    file.set_len(0)?;
+    file.seek(io::SeekFrom::Start(0))?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.renamed {
-            let _ = std::fs::remove_file(&self.temp);
+        match &mut self.how {
+            Staging::Atomic {
+                temp,
+                renamed: false,
+                ..
+            } => {
+                let _ = unlinkat(
+                    &*self.place.dir,
+                    temp.as_os_str(),
+                    UnlinkatFlags::NoRemoveDir,
+                );
+            }
+            Staging::InPlace { bytes, old, .. } => {
+                zeroize::Zeroize::zeroize(bytes);
+                if let Some(old) = old {
+                    zeroize::Zeroize::zeroize(old);
+                }
+            }
+            Staging::Atomic { .. } => {}
         }
     }
 }
 
-fn stage(w: &FileWrite) -> Result<Staged, WriteError> {
+fn stage(w: &FileWrite, place: Place) -> Result<Staged, WriteError> {
     let err = |e| WriteError::new(&w.path, e);
-    let temp = unique_name(&w.path, "tmp").map_err(err)?;
-    let mut handle = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_CLOEXEC)
-        .open(&temp)
-        .map_err(err)?;
+    let temp = unique_name(&place, "tmp").map_err(err)?;
+    let mut handle = match create_exclusive(&place.dir, &temp) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return stage_in_place(w, place),
+        Err(e) => return Err(err(e)),
+    };
     let mut staged = Staged {
-        temp,
+        place,
         target: w.path.clone(),
-        file: None,
-        synced: false,
-        renamed: false,
+        how: Staging::Atomic {
+            temp,
+            file: None,
+            synced: false,
+            renamed: false,
+        },
     };
     // The exact mode, independent of the umask, before any content exists.
-    handle
-        .set_permissions(std::fs::Permissions::from_mode(w.mode))
-        .map_err(err)?;
+    fchmod(&handle, Mode::from_bits_truncate(w.mode)).map_err(|e| err(e.into()))?;
     handle.write_all(w.bytes.expose()).map_err(err)?;
-    staged.file = Some(Arc::new(handle));
+    if let Staging::Atomic { file, .. } = &mut staged.how {
+        *file = Some(Arc::new(handle));
+    }
     Ok(staged)
+}
+
+/// The directory refuses new files: rewrite the existing target in place,
+/// if there is one the helper may write. Its mode is set to the configured
+/// one where the helper owns it; otherwise it must not be readable beyond
+/// that mode already.
+fn stage_in_place(w: &FileWrite, place: Place) -> Result<Staged, WriteError> {
+    let dir_text = display_dir(parent_dir(&w.path));
+    let uid = nix::unistd::geteuid();
+    let dir_facts = fstat(&*place.dir).map_or_else(
+        |_| String::new(),
+        |st| {
+            format!(
+                " (owner uid {}, mode {:04o})",
+                st.st_uid,
+                st.st_mode & 0o7777
+            )
+        },
+    );
+    let denied = |what: &str| {
+        WriteError::with_reason(
+            &w.path,
+            format!(
+                "the helper (uid {uid}) cannot create files in directory {dir_text}{dir_facts}, and {what}; make the directory writable by uid {uid}, or create the file there and give it to uid {uid}"
+            ),
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        )
+    };
+    let mut file = match open_regular(&place, OFlag::O_RDWR) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {
+            return Err(denied("the file does not exist yet"))
+        }
+        Err(e) => {
+            return Err(denied(&format!(
+                "the existing file cannot be rewritten in place ({e})"
+            )))
+        }
+    };
+    let meta = file.metadata().map_err(|e| WriteError::new(&w.path, e))?;
+    let current = std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777;
+    if std::os::unix::fs::MetadataExt::uid(&meta) == uid.as_raw() {
+        fchmod(&file, Mode::from_bits_truncate(w.mode))
+            .map_err(|e| WriteError::new(&w.path, e.into()))?;
+    } else if current & 0o077 & !w.mode != 0 {
+        return Err(denied(&format!(
+            "the existing file (owner uid {}, mode {current:04o}) would be readable beyond mode {:04o}",
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            w.mode
+        )));
+    }
+    let old = if meta.len() <= MAX_IN_PLACE_UNDO {
+        let mut old = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.read_to_end(&mut old)
+            .map_err(|e| WriteError::new(&w.path, e))?;
+        Some(old)
+    } else {
+        None
+    };
+    Ok(Staged {
+        place,
+        target: w.path.clone(),
+        how: Staging::InPlace {
+            file,
+            bytes: w.bytes.expose().to_vec(),
+            old,
+            written: false,
+        },
+    })
 }
 
 /// Makes every staged file durable. The fsyncs run side by side (the
@@ -483,36 +994,26 @@ fn stage(w: &FileWrite) -> Result<Staged, WriteError> {
 fn sync_all(staged: &[Staged]) -> Result<(), WriteError> {
     let pending: Vec<(&Staged, Arc<File>)> = staged
         .iter()
-        .filter(|s| !s.synced)
-        .filter_map(|s| s.file.as_ref().map(|f| (s, Arc::clone(f))))
+        .filter_map(|s| s.pending_sync().map(|f| (s, f)))
         .collect();
     let Some(((first, first_file), rest)) = pending.split_first() else {
         return Ok(());
     };
     let waits: Vec<_> = rest
         .iter()
-        .map(|(s, f)| (*s, pool().submit(Arc::clone(f))))
+        .map(|(s, f)| (*s, Arc::clone(f), pool().submit(Arc::clone(f))))
         .collect();
     let mut result = first_file
         .sync_all()
         .map_err(|e| WriteError::new(&first.target, e));
-    for (s, wait) in waits {
+    for (s, f, wait) in waits {
         let r = match wait {
-            Some(rx) => rx.recv().unwrap_or_else(|_| s.file_sync()),
-            None => s.file_sync(),
+            Some(rx) => rx.recv().unwrap_or_else(|_| f.sync_all()),
+            None => f.sync_all(),
         };
         result = result.and(r.map_err(|e| WriteError::new(&s.target, e)));
     }
     result
-}
-
-impl Staged {
-    fn file_sync(&self) -> io::Result<()> {
-        match &self.file {
-            Some(f) => f.sync_all(),
-            None => Ok(()),
-        }
-    }
 }
 
 /// Threads that fsync files for [`sync_all`]: started on first use, one
@@ -599,121 +1100,168 @@ impl SyncPool {
     }
 }
 
-/// A new name next to `target` in the helper's own pattern:
-/// `.<name>.<pid>.<n>.<suffix>`.
-fn unique_name(target: &Path, suffix: &str) -> io::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let base = target
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let dir = parent_dir(target);
+// === temporary names and leftovers ===
+
+/// The length of every temporary and backup name:
+/// `.` + 8 + `-` + 8 + `-` + 8 + `.tmp`.
+const TEMP_NAME_LEN: usize = 31;
+
+/// FNV-1a of a target's name: the part of a temporary name that says which
+/// target it was made for, the same in every run.
+fn name_hash(name: &[u8]) -> u32 {
+    name.iter().fold(0x811c_9dc5_u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// A new name next to the target, in the helper's own pattern.
+fn unique_name(place: &Place, suffix: &str) -> io::Result<OsString> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let hash = name_hash(place.name.as_bytes());
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut name = OsString::from(".");
-        name.push(base);
-        name.push(format!(".{}.{n}.{suffix}", std::process::id()));
-        let p = dir.join(&name);
-        if std::fs::symlink_metadata(&p).is_err() {
-            return Ok(p);
+        let name = OsString::from(format!(
+            ".{hash:08x}-{:08x}-{n:08x}.{suffix}",
+            std::process::id()
+        ));
+        let taken = fstatat(&*place.dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
+        if taken.is_err() {
+            return Ok(name);
         }
     }
+}
+
+/// The target-name hash of a name in the helper's temporary pattern.
+fn leftover_hash(name: &[u8]) -> Option<u32> {
+    if name.len() != TEMP_NAME_LEN || name[0] != b'.' || name[9] != b'-' || name[18] != b'-' {
+        return None;
+    }
+    if !(name.ends_with(b".tmp") || name.ends_with(b".bak")) {
+        return None;
+    }
+    let hex = |r: std::ops::Range<usize>| {
+        std::str::from_utf8(&name[r])
+            .ok()
+            .filter(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            })
+            .and_then(|s| u32::from_str_radix(s, 16).ok())
+    };
+    hex(19..27)?;
+    hex(10..18)?;
+    hex(1..9)
 }
 
 /// Whether `name` is one of the helper's temporary or backup names for a
-/// file called `base`: `.<base>.<digits>.<digits>.tmp|bak`.
+/// file called `base`.
 pub fn is_leftover_of(name: &OsStr, base: &OsStr) -> bool {
-    let name = name.as_bytes();
-    let base = base.as_bytes();
-    let Some(rest) = name
-        .strip_prefix(b".")
-        .and_then(|r| r.strip_prefix(base))
-        .and_then(|r| r.strip_prefix(b"."))
-    else {
-        return false;
-    };
-    let Some(rest) = rest
-        .strip_suffix(b".tmp")
-        .or_else(|| rest.strip_suffix(b".bak"))
-    else {
-        return false;
-    };
-    let mut parts = rest.split(|&b| b == b'.');
-    let digits =
-        |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
-    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+    leftover_hash(name.as_bytes()) == Some(name_hash(base.as_bytes()))
 }
 
-/// Removes the temporary and backup files that an earlier run left next to
-/// `targets` (after a SIGKILL or a power loss). Only names in the helper's
-/// own pattern for one of the target names are touched. Returns what was
-/// removed.
-pub fn remove_leftovers(targets: &[PathBuf]) -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    let mut dirs: Vec<(&Path, Vec<&OsStr>)> = Vec::new();
-    for t in targets {
-        let Some(base) = t.file_name() else { continue };
-        let d = parent_dir(t);
-        match dirs.iter_mut().find(|(dir, _)| *dir == d) {
-            Some((_, bases)) => bases.push(base),
-            None => dirs.push((d, vec![base])),
-        }
-    }
-    for (dir, bases) in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if bases.iter().any(|b| is_leftover_of(&name, b))
-                && e.file_type().is_ok_and(|t| t.is_file())
-            {
-                let p = dir.join(&name);
-                if std::fs::remove_file(&p).is_ok() {
-                    removed.push(p);
-                }
-            }
-        }
-    }
-    removed
-}
-
-/// Removes the helper's temporary and backup files in `dir` for any target
-/// name `managed` accepts (e.g. every `<trust domain>.pem`).
-pub fn remove_leftovers_in(dir: &Path, managed: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Removes the temporary and backup files that an earlier run left (after
+/// a SIGKILL or a power loss): next to `targets`, those made for one of
+/// their names; in `own_dir`, every one. Nothing else is touched, and no
+/// link is followed. Returns what was removed.
+pub fn remove_leftovers(root: &Root, targets: &[PathBuf], own_dir: Option<&Path>) -> Vec<PathBuf> {
+    let Ok(mut dirs) = Dirs::new(root) else {
         return Vec::new();
     };
+    // (directory, the hashes of the names written there; None: all)
+    let mut wanted: Vec<(&Path, Option<Vec<u32>>)> = Vec::new();
+    for t in targets {
+        let Some(base) = t.file_name() else { continue };
+        let d = parent_dir_below(t);
+        let h = name_hash(base.as_bytes());
+        match wanted.iter_mut().find(|(dir, _)| *dir == d) {
+            Some((_, Some(hs))) => hs.push(h),
+            Some((_, None)) => {}
+            None => wanted.push((d, Some(vec![h]))),
+        }
+    }
+    if let Some(own) = own_dir {
+        wanted.retain(|(d, _)| *d != own);
+        wanted.push((own, None));
+    }
     let mut removed = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(text) = name.to_str() else { continue };
-        let Some(base) = leftover_base(text) else {
+    for (dir, hashes) in wanted {
+        let Ok(fd) = dirs.dir(dir, false) else {
             continue;
         };
-        if managed(base) && e.file_type().is_ok_and(|t| t.is_file()) {
-            let p = dir.join(&name);
-            if std::fs::remove_file(&p).is_ok() {
-                removed.push(p);
+        let Ok(mut listing) = nix::dir::Dir::openat(
+            &*fd,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        let names: Vec<OsString> = listing
+            .iter()
+            .flatten()
+            .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
+            .filter(|n| {
+                leftover_hash(n.as_bytes())
+                    .is_some_and(|h| hashes.as_ref().is_none_or(|hs| hs.contains(&h)))
+            })
+            .collect();
+        for name in names {
+            let place = Place {
+                dir: Arc::clone(&fd),
+                name,
+            };
+            if stat_at(&place).is_ok_and(|st| is_kind(&st, SFlag::S_IFREG))
+                && unlinkat(&*fd, place.name.as_os_str(), UnlinkatFlags::NoRemoveDir).is_ok()
+            {
+                removed.push(dir.join(&place.name));
             }
         }
     }
     removed
 }
 
-/// The target name a leftover name was made for, if it is one.
-fn leftover_base(name: &str) -> Option<&str> {
-    let rest = name.strip_prefix('.')?;
-    let rest = rest
-        .strip_suffix(".tmp")
-        .or_else(|| rest.strip_suffix(".bak"))?;
-    let (rest, n) = rest.rsplit_once('.')?;
-    let (base, pid) = rest.rsplit_once('.')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(n) && digits(pid) && !base.is_empty()).then_some(base)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// The directories holding `targets` that the helper cannot create files
+/// in, with why, for the start-up warning: files there are rewritten in
+/// place. Nothing is created or changed.
+pub fn unwritable_dirs(root: &Root, targets: &[PathBuf]) -> Vec<String> {
+    use nix::unistd::AccessFlags;
+    let Ok(mut dirs) = Dirs::new(root) else {
+        return Vec::new();
+    };
+    let mut seen: Vec<&Path> = Vec::new();
+    let mut out = Vec::new();
+    for t in targets {
+        let d = parent_dir_below(t);
+        if seen.contains(&d) {
+            continue;
+        }
+        seen.push(d);
+        let Ok(fd) = dirs.dir(d, false) else { continue };
+        let writable = nix::unistd::faccessat(
+            &*fd,
+            ".",
+            AccessFlags::W_OK | AccessFlags::X_OK,
+            AtFlags::AT_EACCESS,
+        );
+        if writable == Err(Errno::EACCES) || writable == Err(Errno::EROFS) {
+            let facts = fstat(&*fd).map_or_else(
+                |_| String::new(),
+                |st| {
+                    format!(
+                        " (owner uid {}, mode {:04o})",
+                        st.st_uid,
+                        st.st_mode & 0o7777
+                    )
+                },
+            );
+            out.push(format!(
+                "directory {}{facts} does not let the helper (uid {}) create files: its existing files are rewritten in place (truncated and written), so a reader may see a partly written file and a failed write cannot always be undone; new files there cannot be created",
+                display_dir(if d.as_os_str().is_empty() { root.path() } else { d }),
+                nix::unistd::geteuid()
+            ));
+        }
+    }
+    out
 }
 
 /// The directory holding `path`; `.` for a bare file name.
@@ -725,7 +1273,7 @@ pub fn parent_dir(path: &Path) -> &Path {
 }
 
 fn display_dir(dir: &Path) -> String {
-    if dir.as_os_str().as_bytes() == b"." {
+    if dir.as_os_str().as_bytes() == b"." || dir.as_os_str().is_empty() {
         "(the working directory)".to_owned()
     } else {
         dir.display().to_string()
@@ -734,10 +1282,12 @@ fn display_dir(dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
     use super::*;
 
     fn mode_of(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().mode() & 0o7777
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -755,18 +1305,27 @@ mod tests {
                 .iter()
                 .map(|(p, b, m)| FileWrite::new(p.to_path_buf(), b.to_vec(), *m))
                 .collect(),
-            removals: Vec::new(),
+            own_dir: None,
         }
+    }
+
+    fn write_one(root: &Root, path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+        commit(root, &batch(&[(path, bytes, mode)]), false).map(drop)
+    }
+
+    fn pem_names(n: &str) -> bool {
+        n.ends_with(".pem")
     }
 
     #[test]
     fn replaces_a_wider_existing_file_instead_of_reusing_it() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
         let p = dir.path().join("key.pem");
         std::fs::write(&p, b"old key").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
         let old_ino = std::fs::metadata(&p).unwrap().ino();
-        write_atomic(&p, b"new key", 0o600).unwrap();
+        write_one(&root, &p, b"new key", 0o600).unwrap();
         assert_eq!(mode_of(&p), 0o600);
         assert_ne!(std::fs::metadata(&p).unwrap().ino(), old_ino);
         assert_eq!(std::fs::read(&p).unwrap(), b"new key");
@@ -776,20 +1335,27 @@ mod tests {
     #[test]
     fn missing_directory_names_it_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path().join("nope"));
         let p = dir.path().join("nope").join("svid.pem");
-        let e = write_atomic(&p, b"x", 0o644).unwrap_err();
+        let e = write_one(&root, &p, b"x", 0o644).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("svid.pem"), "{msg}");
         assert!(msg.contains("does not exist"), "{msg}");
+        // Created later, it is opened then (and kept).
+        std::fs::create_dir(dir.path().join("nope")).unwrap();
+        write_one(&root, &p, b"x", 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
     }
 
     #[test]
     fn a_failure_while_staging_keeps_previous_files_and_removes_temporaries() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
         let a = dir.path().join("a.pem");
         std::fs::write(&a, b"old a").unwrap();
         let missing = dir.path().join("missing").join("b.pem");
         let err = commit(
+            &root,
             &batch(&[(&a, b"new a", 0o644), (&missing, b"new b", 0o644)]),
             false,
         )
@@ -802,11 +1368,13 @@ mod tests {
     #[test]
     fn a_directory_in_the_way_fails_before_anything_changes() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::write(&a, b"old a").unwrap();
         std::fs::create_dir(&b).unwrap();
         std::fs::write(b.join("inside"), b"x").unwrap();
         let err = commit(
+            &root,
             &batch(&[(&a, b"new a", 0o644), (&b, b"new b", 0o644)]),
             false,
         )
@@ -819,67 +1387,146 @@ mod tests {
 
     #[test]
     fn a_failed_rename_rolls_back_the_files_already_renamed() {
-        // The binary-level tests make a rename fail for real (an immutable
-        // file, a directory in the way); here the rollback is driven
-        // directly, after two renames went through.
+        // The second target's rename fails (a non-empty directory planted
+        // after the checks); the first goes back to its old content.
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::write(&a, b"old a").unwrap();
+        let mut dirs = Dirs::new(&root).unwrap();
+        let mut staged = vec![
+            stage(
+                &FileWrite::new(a.clone(), b"new a".to_vec(), 0o644),
+                dirs.place(&a).unwrap(),
+            )
+            .unwrap(),
+            stage(
+                &FileWrite::new(b.clone(), b"new b".to_vec(), 0o644),
+                dirs.place(&b).unwrap(),
+            )
+            .unwrap(),
+        ];
         let mut tx = Transaction::default();
-        tx.back_up(&a).unwrap();
-        tx.back_up(&b).unwrap();
-        for (p, new) in [(&a, b"new a"), (&b, b"new b")] {
-            let t = dir.path().join("t");
-            std::fs::write(&t, new).unwrap();
-            std::fs::rename(&t, p).unwrap();
+        for s in &staged {
+            tx.back_up(&s.place, &s.target).unwrap();
         }
-        tx.changed = vec![a.clone(), b.clone()];
-        let err = tx.roll_back(WriteError::new(&b, io::Error::other("boom")));
+        staged[0].put_in_place().unwrap();
+        tx.changed.push(Change::Staged(0));
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("x"), b"x").unwrap();
+        let e = staged[1].put_in_place().unwrap_err();
+        let err = tx.roll_back(WriteError::new(&b, e), &mut staged, &[]);
         assert_eq!(std::fs::read(&a).unwrap(), b"old a");
-        assert!(!b.exists(), "a file that did not exist is removed again");
         assert!(err.on_disk.contains("rolled back"), "{}", err.on_disk);
-        assert_eq!(names(dir.path()), ["a"]);
+        drop(staged);
+        assert_eq!(names(dir.path()), ["a", "b"]);
     }
 
     #[test]
     fn unchanged_files_are_skipped_and_keep_their_inode() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        let first = commit(&batch(&[(&a, b"A", 0o644), (&b, b"B", 0o600)]), true).unwrap();
-        assert_eq!(first.written, [a.clone(), b.clone()]);
+        let first = commit(&root, &batch(&[(&a, b"A", 0o644), (&b, b"B", 0o600)]), true).unwrap();
+        assert_eq!(
+            first.written,
+            [(a.clone(), Method::Atomic), (b.clone(), Method::Atomic)]
+        );
         let (ia, ib) = (
             std::fs::metadata(&a).unwrap().ino(),
             std::fs::metadata(&b).unwrap().ino(),
         );
-        let again = commit(&batch(&[(&a, b"A", 0o644), (&b, b"B2", 0o600)]), true).unwrap();
+        let again = commit(
+            &root,
+            &batch(&[(&a, b"A", 0o644), (&b, b"B2", 0o600)]),
+            true,
+        )
+        .unwrap();
         assert_eq!(again.unchanged, std::slice::from_ref(&a));
-        assert_eq!(again.written, std::slice::from_ref(&b));
+        assert_eq!(again.written, [(b.clone(), Method::Atomic)]);
         assert_eq!(std::fs::metadata(&a).unwrap().ino(), ia);
         assert_ne!(std::fs::metadata(&b).unwrap().ino(), ib);
         // A different mode is a change.
-        let mode = commit(&batch(&[(&a, b"A", 0o640)]), true).unwrap();
-        assert_eq!(mode.written, std::slice::from_ref(&a));
+        let mode = commit(&root, &batch(&[(&a, b"A", 0o640)]), true).unwrap();
+        assert_eq!(mode.written, [(a.clone(), Method::Atomic)]);
         assert_eq!(mode_of(&a), 0o640);
-        let none = commit(&batch(&[(&a, b"A", 0o640)]), true).unwrap();
+        let none = commit(&root, &batch(&[(&a, b"A", 0o640)]), true).unwrap();
         assert!(!none.changed());
     }
 
     #[test]
-    fn removals_are_part_of_the_batch() {
+    fn an_own_directory_is_created_and_its_stale_managed_files_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, stale) = (dir.path().join("a.pem"), dir.path().join("old.pem"));
-        std::fs::write(&stale, b"old").unwrap();
+        let root = Root::new(dir.path());
+        let own = dir.path().join("bundles");
+        let a = own.join("a.pem");
         let mut b = batch(&[(&a, b"A", 0o644)]);
-        b.removals.push(stale.clone());
-        b.removals.push(dir.path().join("never-there.pem"));
-        let c = commit(&b, true).unwrap();
-        assert_eq!(c.removed, std::slice::from_ref(&stale));
-        assert_eq!(names(dir.path()), ["a.pem"]);
+        b.own_dir = Some(OwnDir {
+            path: own.clone(),
+            managed: pem_names,
+        });
+        let c = commit(&root, &b, true).unwrap();
+        assert_eq!(c.written.len(), 1);
+        assert_eq!(mode_of(&own), 0o755);
+        for n in ["old.pem", "notes.txt"] {
+            std::fs::write(own.join(n), b"x").unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/hostname", own.join("link.pem")).unwrap();
+        let c = commit(&root, &b, true).unwrap();
+        assert_eq!(c.removed, [own.join("old.pem")]);
+        assert_eq!(names(&own), ["a.pem", "link.pem", "notes.txt"]);
+    }
+
+    #[test]
+    fn links_below_the_root_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        let foreign = dir.path().join("foreign");
+        std::fs::create_dir_all(&certs).unwrap();
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join("theirs.pem"), b"keep").unwrap();
+        std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let root = Root::new(&certs);
+        // A link where the own directory should be: an error, nothing
+        // written or removed there, no mode changed.
+        std::os::unix::fs::symlink(&foreign, certs.join("bundles")).unwrap();
+        let own = certs.join("bundles");
+        let mut b = batch(&[(&own.join("a.pem"), b"A", 0o644)]);
+        b.own_dir = Some(OwnDir {
+            path: own.clone(),
+            managed: pem_names,
+        });
+        let e = commit(&root, &b, false).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(names(&foreign), ["theirs.pem"]);
+        assert_eq!(mode_of(&foreign), 0o700);
+        // A link where a directory of an output should be: the same.
+        std::os::unix::fs::symlink(&foreign, certs.join("sub")).unwrap();
+        let e = write_one(&root, &certs.join("sub").join("x.pem"), b"x", 0o644).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(names(&foreign), ["theirs.pem"]);
+        // A link at an output name is replaced, not written through.
+        std::os::unix::fs::symlink(foreign.join("theirs.pem"), certs.join("svid.pem")).unwrap();
+        write_one(&root, &certs.join("svid.pem"), b"mine", 0o644).unwrap();
+        assert_eq!(std::fs::read(foreign.join("theirs.pem")).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(certs.join("svid.pem"))
+            .unwrap()
+            .is_file());
+    }
+
+    #[test]
+    fn long_names_still_fit_since_temporary_names_are_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let p = dir.path().join("n".repeat(255));
+        write_one(&root, &p, b"x", 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
     }
 
     #[test]
     fn large_batches_are_written_whole() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
         let paths: Vec<PathBuf> = (0..40)
             .map(|i| dir.path().join(format!("{i}.pem")))
             .collect();
@@ -894,9 +1541,9 @@ mod tests {
                     )
                 })
                 .collect(),
-            removals: Vec::new(),
+            own_dir: None,
         };
-        commit(&b, false).unwrap();
+        commit(&root, &b, false).unwrap();
         for p in &paths {
             assert_eq!(std::fs::read(p).unwrap(), p.to_string_lossy().as_bytes());
         }
@@ -905,20 +1552,24 @@ mod tests {
 
     #[test]
     fn leftovers_are_recognised_by_the_exact_pattern_only() {
-        let yes = [".svid.pem.12.0.tmp", ".svid.pem.1.22.bak"];
-        let no = [
-            "svid.pem",
-            ".svid.pem.12.tmp",
-            ".svid.pem.x.0.tmp",
-            ".svid.pem.1.2.3.tmp",
-            ".other.pem.1.2.tmp",
-            ".svid.pem.1.2.tmpx",
-            ".svid.pem..2.tmp",
+        let h = name_hash(b"svid.pem");
+        let yes = [
+            format!(".{h:08x}-0000000c-00000000.tmp"),
+            format!(".{h:08x}-00000001-00000016.bak"),
         ];
-        for n in yes {
+        let no = [
+            "svid.pem".to_owned(),
+            format!(".{h:08x}-0000000c-0000000.tmp"),
+            format!(".{h:08x}-0000000c-0000000x.tmp"),
+            format!(".{h:08x}-0000000C-00000000.tmp"),
+            format!(".{:08x}-0000000c-00000000.tmp", h ^ 1),
+            format!(".{h:08x}-0000000c-00000000.tmpx"),
+            format!(".{h:08x}_0000000c-00000000.tmp"),
+        ];
+        for n in &yes {
             assert!(is_leftover_of(OsStr::new(n), OsStr::new("svid.pem")), "{n}");
         }
-        for n in no {
+        for n in &no {
             assert!(
                 !is_leftover_of(OsStr::new(n), OsStr::new("svid.pem")),
                 "{n}"
@@ -929,45 +1580,50 @@ mod tests {
     #[test]
     fn remove_leftovers_touches_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
         let target = dir.path().join("svid.pem");
-        for n in [
-            ".svid.pem.99.3.tmp",
-            ".svid.pem.99.4.bak",
-            ".keep.pem.1.1.tmp",
-            "svid.pem",
-            "notes.tmp",
-        ] {
+        let own = dir.path().join("bundles");
+        std::fs::create_dir(&own).unwrap();
+        let h = name_hash(b"svid.pem");
+        let other = name_hash(b"keep.pem");
+        let mine = [
+            format!(".{h:08x}-00000063-00000003.tmp"),
+            format!(".{h:08x}-00000063-00000004.bak"),
+        ];
+        let theirs = format!(".{other:08x}-00000001-00000001.tmp");
+        for n in mine
+            .iter()
+            .chain([&theirs, &"svid.pem".to_owned(), &"notes.tmp".to_owned()])
+        {
             std::fs::write(dir.path().join(n), b"x").unwrap();
         }
-        let removed = remove_leftovers(&[target]);
-        assert_eq!(removed.len(), 2);
+        // In the own directory every leftover goes, whatever its target.
+        std::fs::write(own.join(&theirs), b"x").unwrap();
+        std::fs::write(own.join("a.pem"), b"x").unwrap();
+        let removed = remove_leftovers(&root, &[target], Some(&own));
+        assert_eq!(removed.len(), 3);
         assert_eq!(
             names(dir.path()),
-            [".keep.pem.1.1.tmp", "notes.tmp", "svid.pem"]
+            [
+                theirs.clone(),
+                "bundles".to_owned(),
+                "notes.tmp".to_owned(),
+                "svid.pem".to_owned()
+            ]
         );
-    }
-
-    #[test]
-    fn leftovers_in_a_directory_are_matched_by_their_target_name() {
-        let dir = tempfile::tempdir().unwrap();
-        for n in [
-            ".a.test.pem.5.1.tmp",
-            ".a.test.pem.5.2.bak",
-            ".notes.txt.5.1.tmp",
-            "b.test.pem",
-        ] {
-            std::fs::write(dir.path().join(n), b"x").unwrap();
-        }
-        let removed = remove_leftovers_in(dir.path(), |b| b.ends_with(".pem"));
-        assert_eq!(removed.len(), 2);
-        assert_eq!(names(dir.path()), [".notes.txt.5.1.tmp", "b.test.pem"]);
-        assert_eq!(leftover_base(".x.pem.1.2.tmp"), Some("x.pem"));
-        assert_eq!(leftover_base(".x.pem.1.tmp"), None);
+        assert_eq!(names(&own), ["a.pem"]);
     }
 
     #[test]
     fn bare_file_name_is_relative_to_the_working_directory() {
         assert_eq!(parent_dir(Path::new("svid.pem")), Path::new("."));
         assert_eq!(parent_dir(Path::new("certs/svid.pem")), Path::new("certs"));
+        let root = Root::new("");
+        assert_eq!(
+            root.below(Path::new("svid.pem")).unwrap(),
+            [OsStr::new("svid.pem")]
+        );
+        assert!(Root::new("certs").below(Path::new("certs/../x")).is_err());
+        assert!(Root::new("certs").below(Path::new("other/x")).is_err());
     }
 }

@@ -64,7 +64,7 @@ pub fn render_bundles(set: &JwtBundleSet, out: &OutputFile) -> (Batch, JwtBundle
             text.into_bytes(),
             out.mode,
         )],
-        removals: Vec::new(),
+        own_dir: None,
     };
     (batch, info)
 }
@@ -111,7 +111,7 @@ pub fn render_token(svid: &JwtSvid, out: &JwtSvidOutput) -> Batch {
             svid.token().as_bytes().to_vec(),
             out.file.mode,
         )],
-        removals: Vec::new(),
+        own_dir: None,
     }
 }
 

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::backoff::Backoff;
 use crate::clock::unix_now;
 use crate::config::Config;
-use crate::disk::{self, Batch, WriteError};
+use crate::disk::{self, Batch, Root, WriteError};
 use crate::watch::human;
 use crate::workload::{Agent, WorkloadError, CALL_DEADLINE};
 use crate::x509::RenderError;
@@ -46,14 +46,19 @@ pub enum OneShotError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Write(#[from] WriteError),
-    #[error(transparent)]
-    Prepare(#[from] crate::app::AppError),
+    #[error("{what}: the agent rejected the fetched token: {source}")]
+    Invalid {
+        what: String,
+        #[source]
+        source: WorkloadError,
+    },
 }
 
 /// Fetches the X.509 SVID, the JWT bundle and each JWT SVID, then writes
 /// them all in one batch.
 pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
-    crate::app::prepare_outputs(cfg)?;
+    let root = std::sync::Arc::new(Root::new(&cfg.cert_dir));
+    crate::app::prepare_outputs(cfg, &root).await;
     let agent = Agent::new(cfg.agent_socket.clone());
     let mut wait = Patience::new(cfg.oneshot_max_wait);
     let hint = cfg.hint.as_deref();
@@ -90,10 +95,7 @@ pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
         for svid in ctx.svids() {
             info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
         }
-        let mut r = x509::render(&ctx, out, hint, unix_now())?;
-        if let Some(dir) = &out.trust_bundles {
-            r.batch.removals = x509::stale_trust_bundles(&dir.dir, &r.batch);
-        }
+        let r = x509::render(&ctx, out, hint, unix_now())?;
         logs.push(format!(
             "X.509 SVID written: spiffe_id={} serial={}",
             r.info.spiffe_id, r.info.serial
@@ -118,6 +120,14 @@ pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
         let svid: JwtSvid = wait
             .retry(&what, first, |d| agent.fetch_jwt_svid(&audiences, hint, d))
             .await?;
+        // As in daemon mode: the agent checks the token before it is written.
+        agent
+            .validate_jwt(&entry.audience, svid.token())
+            .await
+            .map_err(|source| OneShotError::Invalid {
+                what: what.clone(),
+                source,
+            })?;
         logs.push(format!(
             "JWT SVID written: spiffe_id={} audience={:?} path={}",
             svid.spiffe_id(),
@@ -127,7 +137,7 @@ pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
         batch.extend(jwt::render_token(&svid, entry));
     }
 
-    tokio::task::spawn_blocking(move || disk::commit(&batch, false))
+    tokio::task::spawn_blocking(move || disk::commit(&root, &batch, false))
         .await
         .unwrap_or_else(|e| Err(WriteError::other(&format!("the write task failed: {e}"))))?;
     for line in logs {

@@ -14,7 +14,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info};
 
 use crate::clock::unix_now;
-use crate::disk::{self, Batch, Committed, WriteError};
+use crate::disk::{self, Batch, Committed, Method, Root, WriteError};
 use crate::jwt::JwtBundleInfo;
 use crate::metrics::{Metrics, OutputKind};
 use crate::status::{StatusTx, WriteStatus};
@@ -78,6 +78,8 @@ pub struct Publisher {
 }
 
 struct Inner {
+    /// `cert_dir`, opened once: every batch goes through it.
+    root: Arc<Root>,
     status: StatusTx,
     metrics: Metrics,
     renewals: watch::Sender<u64>,
@@ -96,9 +98,15 @@ struct Gate {
 }
 
 impl Publisher {
-    pub fn new(status: StatusTx, renewals: watch::Sender<u64>, metrics: Metrics) -> Self {
+    pub fn new(
+        status: StatusTx,
+        renewals: watch::Sender<u64>,
+        metrics: Metrics,
+        root: Arc<Root>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                root,
                 status,
                 metrics,
                 renewals,
@@ -125,8 +133,9 @@ impl Publisher {
             .unwrap_or_default();
         // The guard lives as long as the write itself: even if this future
         // is dropped, a shutdown waits for the blocking write to finish.
+        let root = Arc::clone(&self.inner.root);
         let result = tokio::task::spawn_blocking(move || {
-            let r = disk::commit(&batch, true);
+            let r = disk::commit(&root, &batch, true);
             drop(guard);
             r
         })
@@ -148,6 +157,17 @@ impl Publisher {
     fn succeeded(&self, done: &Committed, update: &Update, label: &str) {
         let changed = done.changed();
         let now = unix_now();
+        if !done.written.is_empty() {
+            let methods = done.written.clone();
+            self.inner.status.send_if_modified(|s| {
+                let mut modified = false;
+                for (path, method) in methods {
+                    let was = s.write_methods.insert(crate::status::key(&path), method);
+                    modified |= was != Some(method);
+                }
+                modified
+            });
+        }
         let metrics = &self.inner.metrics;
         metrics.written(update.kind(), label, now, changed);
         match update {
@@ -311,7 +331,13 @@ impl Drop for GateGuard {
     }
 }
 
-fn paths(p: &[std::path::PathBuf]) -> String {
-    let names: Vec<String> = p.iter().map(|p| p.display().to_string()).collect();
+fn paths(p: &[(std::path::PathBuf, Method)]) -> String {
+    let names: Vec<String> = p
+        .iter()
+        .map(|(p, m)| match m {
+            Method::Atomic => p.display().to_string(),
+            Method::InPlace => format!("{} (in place)", p.display()),
+        })
+        .collect();
     names.join(", ")
 }

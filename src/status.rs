@@ -44,6 +44,9 @@ pub struct Status {
     pub process: Option<ProcessState>,
     /// `pid_file_name`, when configured.
     pub pid_file: Option<PidFileState>,
+    /// How each file was last written (by the same key as `jwt`): atomic
+    /// replacement, or in place where its directory refuses new files.
+    pub write_methods: BTreeMap<String, crate::disk::Method>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,8 +76,10 @@ pub struct StreamState {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProcessState {
-    /// The argv, quoted as the log shows it.
-    pub argv: String,
+    /// The program; its arguments are counted, never shown (they may hold
+    /// a password).
+    pub program: String,
+    pub args: usize,
     pub pid: Option<u32>,
     pub running: bool,
     pub starts: u64,
@@ -101,31 +106,7 @@ pub fn key(path: &std::path::Path) -> String {
     go_clean(&path.to_string_lossy())
 }
 
-/// Go's `path.Clean`: one slash between elements, no `.` elements, `..`
-/// resolved lexically, no trailing slash; empty is `.`.
-pub fn go_clean(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            _ => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
+pub use crate::config::go_clean;
 
 impl Status {
     /// Everything configured, nothing written yet.
@@ -167,7 +148,8 @@ impl Status {
             }),
             streams,
             process: cfg.process.cmd.as_ref().map(|c| ProcessState {
-                argv: crate::supervisor::shown(c),
+                program: c.program.clone(),
+                args: c.args.len(),
                 ..ProcessState::default()
             }),
             pid_file: cfg.process.pid_file.as_ref().map(|p| PidFileState {
@@ -305,11 +287,13 @@ impl Status {
             })
             .collect();
         doc.insert("workload_api_streams".into(), Value::Object(streams));
+        doc.insert("write_methods".into(), json!(self.write_methods));
         if let Some(p) = &self.process {
             doc.insert(
                 "process".into(),
                 json!({
-                    "argv": p.argv,
+                    "program": p.program,
+                    "args": p.args,
                     "pid": p.pid,
                     "running": p.running,
                     "starts": p.starts,

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -189,6 +190,7 @@ pub fn exit_code(status: &ExitStatus) -> Option<u8> {
 /// Logs an exit and records it; returns the exit code.
 fn record_exit(status: &std::io::Result<ExitStatus>, reports: &Reports) -> Option<u8> {
     use std::os::unix::process::ExitStatusExt as _;
+    CHILD_PID.store(0, std::sync::atomic::Ordering::SeqCst);
     let (code, text) = match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(code), _) => {
@@ -249,12 +251,14 @@ fn start(cmd: &Command, sig: Option<Signal>, reports: &Reports) -> Option<Runnin
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    if let Some(sig) = sig {
-        default_disposition_in_child(&mut command, sig);
-    }
+    prepare_child(&mut command, sig);
     match command.spawn() {
         Ok(c) => {
             let pid = c.id();
+            CHILD_PID.store(
+                pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
+                std::sync::atomic::Ordering::SeqCst,
+            );
             info!(pid = pid.unwrap_or(0), argv = %argv, "started cmd");
             reports.metrics.cmd_started();
             reports.status.send_modify(|s| {
@@ -281,29 +285,42 @@ fn start(cmd: &Command, sig: Option<Signal>, reports: &Reports) -> Option<Runnin
     }
 }
 
-/// Gives `sig` its default disposition in the child. A signal ignored by
-/// the helper's own parent (`nohup` ignores SIGHUP, and so may a service
-/// manager or CI runner) stays ignored across `exec`, and a POSIX shell
-/// cannot even trap a signal that was ignored when it started: `cmd` would
-/// never see its renew signal. Caught signals are reset by `exec` anyway,
-/// so only that case changes.
-fn default_disposition_in_child(command: &mut TokioCommand, sig: Signal) {
+/// Between fork and exec: gives the renew signal its default disposition,
+/// and the descriptor limit the helper started with back.
+///
+/// A signal ignored by the helper's own parent (`nohup` ignores SIGHUP,
+/// and so may a service manager or CI runner) stays ignored across `exec`,
+/// and a POSIX shell cannot even trap a signal that was ignored when it
+/// started: `cmd` would never see its renew signal. Caught signals are
+/// reset by `exec` anyway, so only that case changes.
+fn prepare_child(command: &mut TokioCommand, sig: Option<Signal>) {
+    use nix::sys::resource::{setrlimit, Resource};
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
     // Neither can be caught or ignored, and sigaction(2) refuses them.
-    if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+    let sig = sig.filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP));
+    let nofile = ORIGINAL_NOFILE.get().copied();
+    if sig.is_none() && nofile.is_none() {
         return;
     }
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: sigaction(2) is one, and this
-    // closure neither allocates nor takes locks. Setting SIG_DFL installs
-    // no handler, so no Rust code can run from a signal.
+    // async-signal-safe calls are allowed: sigaction(2) and setrlimit(2)
+    // are, and this closure neither allocates nor takes locks. Setting
+    // SIG_DFL installs no handler, so no Rust code can run from a signal.
     #[allow(
         unsafe_code,
-        reason = "pre_exec is the only way to reset a signal disposition between fork and exec"
+        reason = "pre_exec is the only way to reset a signal disposition and a limit between fork and exec"
     )]
     unsafe {
-        command.pre_exec(move || sigaction(sig, &dfl).map(drop).map_err(std::io::Error::from));
+        command.pre_exec(move || {
+            if let Some(sig) = sig {
+                sigaction(sig, &dfl).map_err(std::io::Error::from)?;
+            }
+            if let Some((soft, hard)) = nofile {
+                setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
     }
 }
 
@@ -339,7 +356,7 @@ async fn stop_child(mut c: Running, sig: Signal, reports: &Reports) -> Option<u8
 
 /// Reads the pid file and signals that process, retrying on failure.
 async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
-    let mut delay = PID_FIRST_DELAY;
+    let mut delays = Backoff::new(PID_FIRST_DELAY, PID_FIRST_DELAY * 2u32.pow(PID_TRIES));
     let record = |pid: Option<i32>, result: String| {
         reports.status.send_modify(|s| {
             if let Some(p) = &mut s.pid_file {
@@ -352,7 +369,13 @@ async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
         });
     };
     for attempt in 1..=PID_TRIES {
-        match signal_pid_once(&path, sig) {
+        // Off the runtime thread: the file may sit on a stuck network
+        // filesystem.
+        let p = path.clone();
+        let read = tokio::task::spawn_blocking(move || read_pid_file(&p))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the pid file failed: {e}")));
+        match read.and_then(|pid| send(pid, sig)) {
             Ok(pid) => {
                 info!(pid, signal = sig.as_str(), pid_file = %path.display(), "signalled process from pid file");
                 reports.metrics.renew_signal("pid_file", true);
@@ -366,25 +389,143 @@ async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
                 return;
             }
             Err(e) => {
+                let delay = delays.next_delay();
                 warn!(pid_file = %path.display(), "{e}; retrying in {} ms", delay.as_millis());
                 tokio::time::sleep(delay).await;
-                delay *= 2;
             }
         }
     }
 }
 
-fn signal_pid_once(path: &Path, sig: Signal) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read pid file: {e}"))?;
+/// The most a pid file may hold: a pid and some white space.
+const PID_FILE_MAX: usize = 64;
+
+/// Reads a pid file: a regular file of at most [`PID_FILE_MAX`] bytes
+/// holding a decimal pid. Opened without blocking, so a FIFO or a device
+/// put in its place is refused instead of waited on or read forever.
+fn read_pid_file(path: &Path) -> Result<i32, String> {
+    use nix::fcntl::OFlag;
+    use std::io::Read as _;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("cannot read pid file: {e}"))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot read pid file: {e}"))?;
+    let kind =
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT;
+    if kind != nix::sys::stat::SFlag::S_IFREG {
+        return Err(
+            "the pid file is not a regular file (a FIFO, a device or a directory is never read)"
+                .to_owned(),
+        );
+    }
+    let mut text = Vec::with_capacity(PID_FILE_MAX + 1);
+    std::fs::File::from(fd)
+        .take(PID_FILE_MAX as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("cannot read pid file: {e}"))?;
+    if text.len() > PID_FILE_MAX {
+        return Err(format!(
+            "the pid file holds more than {PID_FILE_MAX} bytes: it is not a pid file"
+        ));
+    }
+    let text = String::from_utf8_lossy(&text);
     let pid: i32 = text
         .trim()
         .parse()
         .map_err(|_| format!("pid file does not hold a process id: {:?}", text.trim()))?;
-    if pid <= 0 {
-        return Err(format!("pid file holds an invalid process id {pid}"));
+    let own = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    match pid {
+        ..=0 => Err(format!("pid file holds an invalid process id {pid}")),
+        1 => Err("pid file holds pid 1 (init): it is never signalled".to_owned()),
+        p if p == own => Err(format!(
+            "pid file holds the helper's own pid {pid}: it is never signalled"
+        )),
+        p => Ok(p),
     }
+}
+
+fn send(pid: i32, sig: Signal) -> Result<i32, String> {
     kill(Pid::from_raw(pid), sig).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
     Ok(pid)
+}
+
+// === PID 1 ===
+
+/// The pid of the running child, for the reaper (0: none).
+static CHILD_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// As PID 1 (a container's entrypoint), orphaned processes are re-parented
+/// to the helper: reaps them as they exit, so zombies never pile up. The
+/// direct child's exit status is never taken: a zombie is looked at first
+/// (`WNOWAIT`) and left alone when it is the child, whose owner task
+/// collects it.
+pub async fn reap_orphans(token: tokio_util::sync::CancellationToken) {
+    use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+    use tokio::signal::unix::{signal, SignalKind};
+    if std::process::id() != 1 {
+        return;
+    }
+    let Ok(mut sigchld) = signal(SignalKind::child()) else {
+        warn!("running as PID 1 but cannot watch for exited processes: orphans will not be reaped");
+        return;
+    };
+    let mut blocked = false;
+    loop {
+        // While the child's own zombie waits for its owner, look again
+        // shortly for the ones behind it.
+        let again = if blocked {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = sigchld.recv() => {}
+            () = tokio::time::sleep(again) => {}
+        }
+        blocked = false;
+        loop {
+            let peek = waitid(
+                Id::All,
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+            );
+            let pid = match peek {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(st) => match st.pid() {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
+            if pid.as_raw() == CHILD_PID.load(std::sync::atomic::Ordering::SeqCst) {
+                blocked = true;
+                break;
+            }
+            let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+            tracing::debug!(pid = pid.as_raw(), "reaped an orphaned process");
+        }
+    }
+}
+
+// === descriptor limit ===
+
+/// The soft `RLIMIT_NOFILE` the helper started with, before it raised its
+/// own: given back to `cmd`, as programs that use `select()` or close every
+/// descriptor up to the limit expect the usual one.
+static ORIGINAL_NOFILE: OnceLock<(u64, u64)> = OnceLock::new();
+
+/// Raises the soft descriptor limit to the hard one, so probe connections
+/// and credential writes have room, and remembers the original for `cmd`.
+pub fn raise_descriptor_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = ORIGINAL_NOFILE.set((soft, hard));
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            tracing::debug!("cannot raise the descriptor limit from {soft} to {hard}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -392,23 +533,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pid_file_must_hold_a_positive_decimal_pid() {
+    fn pid_file_must_hold_a_positive_decimal_pid_of_another_process() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("app.pid");
-        assert!(signal_pid_once(&p, Signal::SIGCONT)
-            .unwrap_err()
-            .contains("cannot read"));
+        assert!(read_pid_file(&p).unwrap_err().contains("cannot read"));
         std::fs::write(&p, "abc").unwrap();
-        assert!(signal_pid_once(&p, Signal::SIGCONT)
-            .unwrap_err()
-            .contains("\"abc\""));
+        assert!(read_pid_file(&p).unwrap_err().contains("\"abc\""));
         std::fs::write(&p, "0\n").unwrap();
-        assert!(signal_pid_once(&p, Signal::SIGCONT).is_err());
-        // Our own pid, with surrounding whitespace; SIGCONT is harmless.
-        std::fs::write(&p, format!("  {}\n", std::process::id())).unwrap();
-        assert_eq!(
-            signal_pid_once(&p, Signal::SIGCONT).unwrap(),
-            i32::try_from(std::process::id()).unwrap()
-        );
+        assert!(read_pid_file(&p).is_err());
+        std::fs::write(&p, "1\n").unwrap();
+        assert!(read_pid_file(&p).unwrap_err().contains("pid 1"));
+        std::fs::write(&p, format!("{}\n", std::process::id())).unwrap();
+        assert!(read_pid_file(&p).unwrap_err().contains("own pid"));
+        std::fs::write(&p, format!("  {}\n", 4_194_300)).unwrap();
+        assert_eq!(read_pid_file(&p).unwrap(), 4_194_300);
+        std::fs::write(&p, " ".repeat(65)).unwrap();
+        assert!(read_pid_file(&p)
+            .unwrap_err()
+            .contains("more than 64 bytes"));
+        assert!(read_pid_file(Path::new("/dev/zero"))
+            .unwrap_err()
+            .contains("not a regular file"));
+        assert!(read_pid_file(dir.path())
+            .unwrap_err()
+            .contains("not a regular file"));
     }
 }

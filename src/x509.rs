@@ -8,7 +8,7 @@ use std::sync::Arc;
 use spiffe::{X509Context, X509Svid};
 
 use crate::config::X509Output;
-use crate::disk::{Batch, FileWrite};
+use crate::disk::{Batch, FileWrite, OwnDir};
 
 /// What an X.509 update rendered to.
 #[derive(Debug)]
@@ -127,6 +127,12 @@ pub fn render(
     let mut batch = Batch::default();
     let mut refused_trust_domains = Vec::new();
     if let Some(dir) = &out.trust_bundles {
+        // The directory is the helper's own: created when missing, and the
+        // trust domains the agent no longer sends are removed from it.
+        batch.own_dir = Some(OwnDir {
+            path: dir.dir.clone(),
+            managed: is_trust_bundle_name,
+        });
         for (name, bundle) in bundles.iter() {
             let Some(path) = trust_bundle_path(&dir.dir, name.as_ref()) else {
                 refused_trust_domains.push(name.to_string());
@@ -195,9 +201,12 @@ pub fn render(
 }
 
 /// `<dir>/<trust domain>.pem`, or `None` for a name that cannot be a safe
-/// file name (it could leave the directory or hide as a dot file).
+/// file name (it could leave the directory or hide as a dot file, or is
+/// too long for a file name).
 pub fn trust_bundle_path(dir: &Path, trust_domain: &str) -> Option<PathBuf> {
+    // `.pem` must fit too: a name over 255 bytes cannot be created.
     let safe = !trust_domain.is_empty()
+        && trust_domain.len() + ".pem".len() <= 255
         && !trust_domain.starts_with('.')
         && trust_domain
             .bytes()
@@ -210,24 +219,6 @@ pub fn trust_bundle_path(dir: &Path, trust_domain: &str) -> Option<PathBuf> {
 pub fn is_trust_bundle_name(name: &str) -> bool {
     name.strip_suffix(".pem")
         .is_some_and(|td| trust_bundle_path(Path::new(""), td).is_some())
-}
-
-/// Files in `dir` that the helper manages (`<trust domain>.pem`) but that
-/// `batch` does not write: trust domains the agent no longer sends.
-pub fn stale_trust_bundles(dir: &Path, batch: &Batch) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut stale: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| is_trust_bundle_name(n))
-        .map(|n| dir.join(n))
-        .filter(|p| !batch.writes.iter().any(|w| &w.path == p))
-        .collect();
-    stale.sort();
-    stale
 }
 
 struct CertInfo {
@@ -874,7 +865,7 @@ A6XbSmhRKEw=
             f.batch.writes.iter().map(|w| w.mode).collect::<Vec<_>>(),
             [0o644, 0o600, 0o644]
         );
-        assert!(f.batch.removals.is_empty());
+        assert!(f.batch.own_dir.is_none());
     }
 
     #[test]
@@ -1018,14 +1009,32 @@ A6XbSmhRKEw=
                 FileWrite::new(d.join("a.test.pem"), b"x".to_vec(), 0o644),
                 FileWrite::new(d.join("new.test.pem"), b"x".to_vec(), 0o644),
             ],
-            removals: Vec::new(),
+            own_dir: Some(OwnDir {
+                path: d.to_path_buf(),
+                managed: is_trust_bundle_name,
+            }),
         };
+        let root = crate::disk::Root::new(d);
+        let done = crate::disk::commit(&root, &batch, true).unwrap();
+        assert_eq!(done.removed, [d.join("b.test.pem"), d.join("c.test.pem")]);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
         assert_eq!(
-            stale_trust_bundles(d, &batch),
-            [d.join("b.test.pem"), d.join("c.test.pem")]
+            left,
+            [
+                ".hidden.pem",
+                "B.pem",
+                "a.test.pem",
+                "dir.test.pem",
+                "new.test.pem",
+                "notes.txt"
+            ]
         );
-        assert!(stale_trust_bundles(&d.join("missing"), &batch).is_empty());
     }
+
     #[test]
     fn an_rsa_key_never_matches_an_ec_certificate() {
         let w = world();

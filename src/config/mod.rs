@@ -35,6 +35,10 @@ mod upstream_examples;
 pub struct Config {
     /// The file it was read from (for messages).
     pub source: PathBuf,
+    /// `cert_dir` as written (empty: the working directory). Every output
+    /// path starts with it, and every file operation goes through one
+    /// handle on it.
+    pub cert_dir: PathBuf,
     /// Workload API socket path (from `agent_address`, `$SPIFFE_ENDPOINT_SOCKET` or the default).
     pub agent_socket: PathBuf,
     /// `hint`; `None` when empty.
@@ -345,6 +349,32 @@ fn join_go(dir: &Path, name: &str) -> PathBuf {
         PathBuf::from(name)
     } else {
         dir.join(name.trim_start_matches('/'))
+    }
+}
+
+/// Go's `path.Clean`: one slash between elements, no `.` elements, `..`
+/// resolved lexically, no trailing slash; empty is `.`.
+pub fn go_clean(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
     }
 }
 

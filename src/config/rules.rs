@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use nix::sys::signal::Signal;
+
 use super::read::{Raw, RawArgs, RawHealth, Report, Text};
 use super::tree::{floor_char_boundary, quote, shorten};
 use super::{
@@ -35,6 +37,7 @@ pub(super) fn validate(
     let agent_socket = agent_socket(&raw.agent_address, env, r);
     Config {
         source: origin.to_owned(),
+        cert_dir: PathBuf::from(&raw.cert_dir.value),
         agent_socket,
         hint: raw.hint.get().map(str::to_owned),
         x509,
@@ -55,9 +58,15 @@ fn outputs(
     r: &mut Report,
 ) -> (Option<X509Output>, Vec<JwtSvidOutput>, Option<OutputFile>) {
     let cert_dir = PathBuf::from(&raw.cert_dir.value);
-    let out = |name: &str, mode: u32| OutputFile {
-        path: join_go(&cert_dir, name),
-        mode,
+    // Every name is checked once, with the key it came from: the cleaned
+    // name relative to cert_dir, or a problem.
+    let mut names = Names::default();
+    let mut out = |key: &str, name: &str, line: Option<usize>, mode: u32, r: &mut Report| {
+        let rel = names.check(key, name, line, r)?;
+        Some(OutputFile {
+            path: join_go(&cert_dir, &rel),
+            mode,
+        })
     };
     let trio = [
         ("svid_file_name", &raw.svid_file_name),
@@ -76,37 +85,79 @@ fn outputs(
             ),
         );
     }
-    let files = missing.is_empty().then(|| SvidFiles {
-        svid: out(&raw.svid_file_name.value, raw.cert_file_mode),
-        key: out(&raw.svid_key_file_name.value, raw.key_file_mode),
-        bundle: out(&raw.svid_bundle_file_name.value, raw.cert_file_mode),
-    });
-    let credential_bundle = raw
-        .credential_bundle_file_name
-        .get()
-        .map(|name| out(name, raw.key_file_mode));
-    let trust_bundles = raw.trust_bundles_dir.get().map(|dir| TrustBundlesDir {
-        dir: join_go(&cert_dir, dir),
-        mode: raw.cert_file_mode,
+    let files = if missing.is_empty() {
+        let svid = out(
+            "svid_file_name",
+            &raw.svid_file_name.value,
+            raw.svid_file_name.line,
+            raw.cert_file_mode,
+            r,
+        );
+        let key = out(
+            "svid_key_file_name",
+            &raw.svid_key_file_name.value,
+            raw.svid_key_file_name.line,
+            raw.key_file_mode,
+            r,
+        );
+        let bundle = out(
+            "svid_bundle_file_name",
+            &raw.svid_bundle_file_name.value,
+            raw.svid_bundle_file_name.line,
+            raw.cert_file_mode,
+            r,
+        );
+        match (svid, key, bundle) {
+            (Some(svid), Some(key), Some(bundle)) => Some(SvidFiles { svid, key, bundle }),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let credential_bundle = raw.credential_bundle_file_name.get().and_then(|name| {
+        out(
+            "credential_bundle_file_name",
+            name,
+            raw.credential_bundle_file_name.line,
+            raw.key_file_mode,
+            r,
+        )
     });
     let jwt_svids: Vec<JwtSvidOutput> = raw
         .jwt_svids
         .iter()
-        .map(|j| JwtSvidOutput {
-            audience: j.audience.clone(),
-            extra_audiences: j.extra.clone(),
-            file: out(&j.file_name, raw.jwt_svid_file_mode),
+        .enumerate()
+        .filter_map(|(i, j)| {
+            let key = format!("jwt_svids[{i}].jwt_svid_file_name");
+            let file = out(&key, &j.file_name, None, raw.jwt_svid_file_mode, r)?;
+            Some(JwtSvidOutput {
+                audience: j.audience.clone(),
+                extra_audiences: j.extra.clone(),
+                file,
+            })
         })
         .collect();
-    let jwt_bundle = raw
-        .jwt_bundle_file_name
-        .get()
-        .map(|name| out(name, raw.jwt_bundle_file_mode));
+    let jwt_bundle = raw.jwt_bundle_file_name.get().and_then(|name| {
+        out(
+            "jwt_bundle_file_name",
+            name,
+            raw.jwt_bundle_file_name.line,
+            raw.jwt_bundle_file_mode,
+            r,
+        )
+    });
+    let trust_bundles = raw.trust_bundles_dir.get().and_then(|dir| {
+        let rel = names.check_dir("trust_bundles_dir", dir, raw.trust_bundles_dir.line, r)?;
+        Some(TrustBundlesDir {
+            dir: join_go(&cert_dir, &rel),
+            mode: raw.cert_file_mode,
+        })
+    });
     if set.is_empty()
-        && jwt_svids.is_empty()
-        && jwt_bundle.is_none()
-        && credential_bundle.is_none()
-        && trust_bundles.is_none()
+        && raw.jwt_svids.is_empty()
+        && raw.jwt_bundle_file_name.is_empty()
+        && raw.credential_bundle_file_name.is_empty()
+        && raw.trust_bundles_dir.is_empty()
     {
         r.problem(
             None,
@@ -128,6 +179,104 @@ fn outputs(
     (x509, jwt_svids, jwt_bundle)
 }
 
+/// The output names seen so far, cleaned and relative to `cert_dir`, with
+/// the key each came from: for the rules between them.
+#[derive(Default)]
+struct Names {
+    files: Vec<(String, String)>,
+}
+
+impl Names {
+    /// A file name: cleaned as Go's `filepath.Join` cleans it, inside
+    /// `cert_dir`, each element at most 255 bytes, not written twice.
+    fn check(
+        &mut self,
+        key: &str,
+        name: &str,
+        line: Option<usize>,
+        r: &mut Report,
+    ) -> Option<String> {
+        let rel = clean_below(key, name, line, r)?;
+        if let Some((other, _)) = self.files.iter().find(|(_, n)| *n == rel) {
+            r.problem(
+                line,
+                format!(
+                    "{key} writes {} as {other} does: each output needs a file of its own",
+                    quote(&rel)
+                ),
+            );
+            return None;
+        }
+        self.files.push((key.to_owned(), rel.clone()));
+        Some(rel)
+    }
+
+    /// `trust_bundles_dir`: a directory of its own, since the helper removes
+    /// the `<trust domain>.pem` files in it that the agent no longer sends.
+    fn check_dir(
+        &self,
+        key: &str,
+        name: &str,
+        line: Option<usize>,
+        r: &mut Report,
+    ) -> Option<String> {
+        let rel = clean_below(key, name, line, r)?;
+        if rel == "." {
+            r.problem(
+                line,
+                format!("{key} is cert_dir itself: it must be a directory of its own, since the helper removes the .pem files in it that the agent no longer sends"),
+            );
+            return None;
+        }
+        let parent = |n: &str| n.rsplit_once('/').map_or(".", |(d, _)| d).to_owned();
+        if let Some((other, _)) = self.files.iter().find(|(_, n)| parent(n) == rel) {
+            r.problem(
+                line,
+                format!("{key} {} is the directory {other} is written to: it must be a directory of its own, since the helper removes the .pem files in it that the agent no longer sends", quote(name)),
+            );
+            return None;
+        }
+        Some(rel)
+    }
+}
+
+/// The longest name a directory entry can have on Linux.
+const NAME_MAX: usize = 255;
+
+/// `name` cleaned as Go's `filepath.Join(cert_dir, name)` cleans it,
+/// relative to `cert_dir` (`.` for `cert_dir` itself); a problem when it
+/// leaves `cert_dir` or an element is too long for a file name.
+fn clean_below(key: &str, name: &str, line: Option<usize>, r: &mut Report) -> Option<String> {
+    let rooted = name.starts_with('/');
+    let cleaned = super::go_clean(name);
+    let rel = cleaned.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    if !rooted && (rel == ".." || rel.starts_with("../")) {
+        r.problem(
+            line,
+            format!(
+                "{key} {} leaves cert_dir (cleaned: {}): outputs stay inside cert_dir",
+                quote(name),
+                quote(rel)
+            ),
+        );
+        return None;
+    }
+    if let Some(long) = rel.split('/').find(|e| e.len() > NAME_MAX) {
+        r.problem(
+            line,
+            format!(
+                "{key} {}: the name {} is {} bytes, more than a file name can hold ({NAME_MAX})",
+                quote(name),
+                quote(long),
+                long.len()
+            ),
+        );
+        return None;
+    }
+    Some(rel.to_owned())
+}
+
 /// `cmd`, `cmd_args`, `cmd_exit_policy`, `pid_file_name`, `renew_signal`.
 fn process(raw: &Raw, daemon_mode: bool, daemon_off_by: &str, r: &mut Report) -> ProcessConfig {
     let line = |t: &Text| t.line;
@@ -136,6 +285,20 @@ fn process(raw: &Raw, daemon_mode: bool, daemon_off_by: &str, r: &mut Report) ->
     if let Some(name) = raw.renew_signal.get() {
         if daemon_mode {
             match parse_signal(name) {
+                Some(s @ (Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)) => r.problem(
+                    line(&raw.renew_signal),
+                    format!(
+                        "renew_signal {} stops the process instead of telling it to reload: choose a signal such as SIGHUP or SIGUSR1",
+                        s.as_str()
+                    ),
+                ),
+                Some(Signal::SIGKILL) => {
+                    r.warn(
+                        line(&raw.renew_signal),
+                        "renew_signal SIGKILL kills the process at every renewal (cmd is started again at the next one): make sure that is what you want".to_owned(),
+                    );
+                    renew_signal = Some(Signal::SIGKILL);
+                }
                 Some(s) => renew_signal = Some(s),
                 None => r.problem(
                     line(&raw.renew_signal),
