@@ -39,8 +39,15 @@ pub enum AppError {
     Signals(#[source] std::io::Error),
 }
 
-/// The whole program after the flags: returns the exit code.
+/// The whole program after the flags: returns the exit code once the log
+/// lines have reached stderr (or a second has passed).
 pub fn main(loaded: Result<Loaded, ConfigError>) -> u8 {
+    let code = modes(loaded);
+    crate::logging::flush(Duration::from_secs(1));
+    code
+}
+
+fn modes(loaded: Result<Loaded, ConfigError>) -> u8 {
     let (level, format) = match &loaded {
         Ok(l) => (l.config.log_level, l.config.log_format),
         Err(_) => (None, LogFormat::Text),
@@ -123,7 +130,8 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    text
+    // A cause may carry the agent's own words.
+    crate::workload::escape_controls(&text)
 }
 
 /// A future that completes with the first SIGTERM or SIGINT.

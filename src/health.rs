@@ -1,5 +1,5 @@
 //! The health server: liveness and readiness as JSON, read from the shared
-//! status (SPEC §7).
+//! status (README "Health checks").
 //!
 //! It listens on every interface, so it is treated as hostile input:
 //! - a request's head must arrive within [`HEADER_TIMEOUT`] (as the Go
@@ -17,13 +17,12 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -125,7 +124,7 @@ pub async fn serve(
             "health server listening"
         );
     }
-    let slots = Arc::new(Semaphore::new(cap));
+    let slots = Arc::new(Slots::new(cap));
     let routes = Arc::new(Routes::new(&cfg));
     let mut conns = JoinSet::new();
     loop {
@@ -148,17 +147,19 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            // Over the cap: closed at once.
+        let Some((id, evicted)) = slots.admit() else {
+            // Over the cap with every connection inside a request: closed.
             drop(stream);
             continue;
         };
         let routes = Arc::clone(&routes);
         let status = status.clone();
         let metrics = metrics.clone();
+        let slots = Arc::clone(&slots);
         conns.spawn(async move {
-            let _permit = permit;
+            let heads = Arc::clone(&slots);
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                heads.head_complete(id);
                 let resp = routes.answer(&req, &status, &metrics);
                 async move { Ok::<_, Infallible>(resp) }
             });
@@ -167,19 +168,92 @@ pub async fn serve(
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => debug!("health connection: {e}"),
-                Err(_) => debug!(
-                    "health connection closed after {}s",
-                    CONNECTION_LIFETIME.as_secs()
-                ),
+            tokio::select! {
+                r = tokio::time::timeout(CONNECTION_LIFETIME, conn) => match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!("health connection: {e}"),
+                    Err(_) => debug!(
+                        "health connection closed after {}s",
+                        CONNECTION_LIFETIME.as_secs()
+                    ),
+                },
+                () = evicted.cancelled() => debug!("health connection without a complete request head closed to admit a new one"),
             }
+            slots.release(id);
         });
     }
     conns.abort_all();
-    if slots.available_permits() < cap {
+    if slots.open() > 0 {
         warn!("health server stopped with connections open");
+    }
+}
+
+/// The connections being served, at most `cap` at once. At the cap a new
+/// connection is admitted by closing the one that has waited longest
+/// without a complete request head: a flood of slow, never-finished heads
+/// cannot keep probes out. A connection whose head is complete is never
+/// closed this way.
+struct Slots {
+    cap: usize,
+    state: std::sync::Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    next: u64,
+    /// Each open connection: since when it waits for a complete request
+    /// head (`None` once one arrived), and how to close it.
+    open: std::collections::HashMap<u64, (Option<Instant>, CancellationToken)>,
+}
+
+impl Slots {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            state: std::sync::Mutex::new(SlotState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for a new connection (evicting the oldest head-less one at
+    /// the cap), or `None` when every slot is inside a request.
+    fn admit(&self) -> Option<(u64, CancellationToken)> {
+        let mut st = self.lock();
+        if st.open.len() >= self.cap {
+            let oldest = st
+                .open
+                .iter()
+                .filter_map(|(id, (since, _))| since.map(|t| (t, *id)))
+                .min()
+                .map(|(_, id)| id)?;
+            if let Some((_, evict)) = st.open.remove(&oldest) {
+                evict.cancel();
+            }
+        }
+        let id = st.next;
+        st.next += 1;
+        let evict = CancellationToken::new();
+        st.open.insert(id, (Some(Instant::now()), evict.clone()));
+        Some((id, evict))
+    }
+
+    fn head_complete(&self, id: u64) {
+        if let Some((since, _)) = self.lock().open.get_mut(&id) {
+            *since = None;
+        }
+    }
+
+    fn release(&self, id: u64) {
+        self.lock().open.remove(&id);
+    }
+
+    fn open(&self) -> usize {
+        self.lock().open.len()
     }
 }
 
@@ -350,6 +424,29 @@ mod tests {
         let r = routes("/a/", "/a/b/");
         assert_eq!(r.find("/a/b/c"), Ok(Some(Route::Ready)));
         assert_eq!(r.find("/a/c"), Ok(Some(Route::Live)));
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_connection_without_a_head_makes_room() {
+        let slots = Slots::new(3);
+        let (a, evict_a) = slots.admit().unwrap();
+        let (b, evict_b) = slots.admit().unwrap();
+        let (c, evict_c) = slots.admit().unwrap();
+        // a has a complete head: never evicted; b is the oldest without.
+        slots.head_complete(a);
+        let (d, _) = slots.admit().unwrap();
+        assert!(evict_b.is_cancelled());
+        assert!(!evict_a.is_cancelled() && !evict_c.is_cancelled());
+        assert_eq!(slots.open(), 3);
+        // The evicted task's release finds nothing to remove.
+        slots.release(b);
+        assert_eq!(slots.open(), 3);
+        // With every slot inside a request, a new one is refused.
+        slots.head_complete(c);
+        slots.head_complete(d);
+        assert!(slots.admit().is_none());
+        slots.release(a);
+        assert!(slots.admit().is_some());
     }
 
     #[test]

@@ -103,6 +103,11 @@ impl Metrics {
             registry: Registry::default(),
         };
         r.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr did not take them in time",
+            crate::logging::dropped_counter(),
+        );
+        r.register(
             "x509_svid_expiry_timestamp_seconds",
             "NotAfter of the X.509 SVID on disk, seconds since the epoch",
             inner.x509_expiry.clone(),

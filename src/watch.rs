@@ -17,6 +17,11 @@ use crate::backoff::{sleep_or_cancel, Backoff};
 use crate::publish::Publisher;
 use crate::workload::{ErrorKind, WorkloadError};
 
+/// How long a newly opened stream may stay silent before it is abandoned
+/// and opened again: an agent that answers the call and then sends nothing
+/// is stuck, and waiting on it in silence would hide that.
+pub const FIRST_MESSAGE: Duration = Duration::from_secs(60);
+
 /// How many identical warnings are logged before they turn into reminders.
 pub const LOUD: u32 = 3;
 /// How often a reminder is logged while the same failure goes on.
@@ -56,8 +61,20 @@ pub async fn run<T, S, Open, OpenFut, Handle, HandleFut>(
                     Ok(s) => s,
                     Err(e) => return e,
                 };
+                // The first message must come within FIRST_MESSAGE; after
+                // that a stream is quiet between rotations.
+                let mut first = true;
                 loop {
-                    match stream.next().await {
+                    let next = if first {
+                        match tokio::time::timeout(FIRST_MESSAGE, stream.next()).await {
+                            Ok(n) => n,
+                            Err(_) => return WorkloadError::stalled(socket, FIRST_MESSAGE),
+                        }
+                    } else {
+                        stream.next().await
+                    };
+                    first = false;
+                    match next {
                         Some(Ok(item)) => {
                             backoff.reset();
                             reporter.recovered();

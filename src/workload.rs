@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Unavailable,
     /// No answer within the deadline.
     Timeout,
+    /// A stream that was opened and then sent nothing.
+    Stalled,
     /// The agent has no identity for this workload (`PermissionDenied`).
     NoIdentity,
     /// No JWT-SVID carries the configured hint.
@@ -67,6 +69,7 @@ impl WorkloadError {
             ErrorKind::SocketMissing
                 | ErrorKind::Unavailable
                 | ErrorKind::Timeout
+                | ErrorKind::Stalled
                 | ErrorKind::NoIdentity
                 | ErrorKind::Closed
         )
@@ -91,6 +94,19 @@ impl WorkloadError {
     #[cfg(test)]
     pub fn timeout_for_tests(socket: &Path) -> Self {
         Self::timeout(socket, CALL_DEADLINE)
+    }
+
+    /// A stream that was opened and then sent nothing.
+    pub fn stalled(socket: &Path, after: Duration) -> Self {
+        Self {
+            kind: ErrorKind::Stalled,
+            message: format!(
+                "the agent at {} opened the stream but sent no message within {}s (is it stuck?); opening it again",
+                socket.display(),
+                after.as_secs()
+            ),
+            source: None,
+        }
     }
 
     fn timeout(socket: &Path, after: Duration) -> Self {
@@ -166,10 +182,29 @@ impl WorkloadError {
         };
         Self {
             kind,
-            message,
+            // The agent's words (gRPC status messages) may hold anything,
+            // a newline that forges a log line included.
+            message: escape_controls(&message),
             source: Some(source),
         }
     }
+}
+
+/// `text` with every control character written as an escape (`\n`,
+/// `\u{1b}`), so text from the agent stays on its log line.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Why the socket cannot be reached, in words a person can act on.
@@ -352,6 +387,17 @@ mod tests {
         );
         let refused = TransportError::connect(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(classify(WorkloadApiError::Transport(refused)).is_transient());
+    }
+
+    #[test]
+    fn the_agents_words_cannot_forge_a_log_line() {
+        let forged = "denied\n2026-01-01T00:00:00Z  INFO X.509 SVID written\u{1b}[2J";
+        let status = TransportError::status(GrpcStatusCode::Internal, forged);
+        let e = classify(WorkloadApiError::Transport(status));
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("denied\\n2026"), "{text}");
+        assert_eq!(escape_controls("plain text"), "plain text");
     }
 
     #[test]

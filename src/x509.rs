@@ -51,6 +51,11 @@ pub enum RenderError {
     BadCertificate(String),
     #[error("the private key the Workload API sent for {0} does not match its certificate")]
     KeyMismatch(String),
+    #[error("the X.509 SVID the Workload API sent for {spiffe_id} expired at {not_after}: it is not written")]
+    Expired {
+        spiffe_id: String,
+        not_after: String,
+    },
 }
 
 /// Chooses the SVID: the one whose hint equals `hint`, else the first.
@@ -90,6 +95,13 @@ pub fn render(
         .collect();
     let (leaf_der, intermediates) = chain.split_first().ok_or(RenderError::NoSvid)?;
     let leaf = parse(leaf_der)?;
+    // An SVID already past its NotAfter never replaces the files on disk.
+    if leaf.not_after < now {
+        return Err(RenderError::Expired {
+            spiffe_id: svid.spiffe_id().to_string(),
+            not_after: crate::clock::rfc3339(leaf.not_after),
+        });
+    }
     let key_der = svid.private_key().as_bytes();
     if !key_matches(key_der, &leaf.public_key) {
         return Err(RenderError::KeyMismatch(svid.spiffe_id().to_string()));
@@ -564,10 +576,13 @@ mod tests {
         o.omit_expired = true;
         let f = render(&c, &o, None, now()).unwrap();
         assert_eq!(bytes(&f, "bundle.pem"), pems(&[&w.root.cert_der()]));
-        // Far in the future everything has expired, the leaf included.
-        let f = render(&c, &o, None, now() + 20 * 365 * 86400).unwrap();
-        assert!(bytes(&f, "svid.pem").is_empty());
-        assert!(bytes(&f, "bundle.pem").is_empty());
+        // Far in the future the leaf has expired: nothing is rendered.
+        let e = render(&c, &o, None, now() + 20 * 365 * 86400).unwrap_err();
+        assert!(matches!(e, RenderError::Expired { .. }), "{e}");
+        assert!(
+            e.to_string().contains("spiffe://example.org/w expired at"),
+            "{e}"
+        );
     }
 
     #[test]

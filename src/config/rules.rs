@@ -701,6 +701,79 @@ mod tests {
     }
 
     #[test]
+    fn output_names_are_cleaned_as_go_joins_them_and_stay_in_cert_dir() {
+        let c = ok("cert_dir = \"certs\"\nsvid_file_name = \"nope/../s.pem\"\nsvid_key_file_name = \"k.pem/.\"\nsvid_bundle_file_name = \"/b.pem\"\n");
+        let f = c.x509.unwrap().files.unwrap();
+        assert_eq!(f.svid.path, Path::new("certs/s.pem"));
+        assert_eq!(f.key.path, Path::new("certs/k.pem"));
+        assert_eq!(f.bundle.path, Path::new("certs/b.pem"));
+        assert_eq!(
+            problem("cert_dir = \"certs\"\njwt_bundle_file_name = \"a/../../x.json\"\n"),
+            "jwt_bundle_file_name \"a/../../x.json\" leaves cert_dir (cleaned: \"../x.json\"): outputs stay inside cert_dir"
+        );
+        let long = "n".repeat(256);
+        assert!(problem(&format!("jwt_bundle_file_name = \"{long}\"\n"))
+            .contains("is 256 bytes, more than a file name can hold (255)"));
+        assert!(
+            ok(&format!("jwt_bundle_file_name = \"{}\"\n", "n".repeat(255)))
+                .jwt_bundle
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn two_outputs_never_write_one_file() {
+        let text = "jwt_svids = [\n  { jwt_audience = \"a\", jwt_svid_file_name = \"t.jwt\" },\n  { jwt_audience = \"b\", jwt_svid_file_name = \"./t.jwt\" },\n]\n";
+        assert_eq!(
+            problem(text),
+            "jwt_svids[1].jwt_svid_file_name writes \"t.jwt\" as jwt_svids[0].jwt_svid_file_name does: each output needs a file of its own"
+        );
+    }
+
+    #[test]
+    fn trust_bundles_dir_is_a_directory_of_its_own() {
+        for dir in [".", "./", "x/.."] {
+            let p = problem(&format!(
+                "cert_dir = \"c\"\ntrust_bundles_dir = \"{dir}\"\n"
+            ));
+            assert!(
+                p.starts_with("trust_bundles_dir is cert_dir itself"),
+                "{dir}: {p}"
+            );
+        }
+        let p = problem(&format!(
+            "{SVID}trust_bundles_dir = \"sub\"\njwt_bundle_file_name = \"sub/b.json\"\n"
+        ));
+        assert!(
+            p.contains("is the directory jwt_bundle_file_name is written to"),
+            "{p}"
+        );
+        assert!(ok(&format!("{SVID}trust_bundles_dir = \"bundles\"\n"))
+            .x509
+            .unwrap()
+            .trust_bundles
+            .is_some());
+    }
+
+    #[test]
+    fn signals_that_stop_a_process_are_refused_and_sigkill_warns() {
+        for s in ["SIGSTOP", "SIGTSTP", "ttin", "SIGTTOU"] {
+            let p = problem(&format!("{SVID}renew_signal = \"{s}\"\n"));
+            assert!(
+                p.contains("stops the process instead of telling it to reload"),
+                "{s}: {p}"
+            );
+        }
+        let l = load_text(&format!("{SVID}renew_signal = \"SIGKILL\"\n")).unwrap();
+        assert_eq!(l.config.process.renew_signal, Some(Signal::SIGKILL));
+        assert!(
+            l.warnings[0].contains("kills the process at every renewal"),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
     fn process_rules() {
         assert_eq!(
             problem(&format!("{SVID}pid_file_name = \"p\"\n")),

@@ -40,6 +40,10 @@ struct Counters {
     deny: usize,
     unavailable: usize,
     jwt_fail: usize,
+    /// Stream calls that answer with headers and then nothing.
+    stall: usize,
+    /// The next call fails with this status.
+    fail_with: Option<(tonic::Code, String)>,
     jwt_requests: Vec<Vec<String>>,
     jwt_fetch_times: Vec<Instant>,
     jwt_tokens: Vec<String>,
@@ -85,7 +89,21 @@ impl State {
             c.unavailable -= 1;
             return Err(Status::unavailable("agent is not ready"));
         }
+        if let Some((code, message)) = c.fail_with.take() {
+            return Err(Status::new(code, message));
+        }
         Ok(())
+    }
+
+    /// Whether this stream call should stall (counted down).
+    fn stall(&self) -> bool {
+        let mut c = self.lock();
+        if c.stall > 0 {
+            c.stall -= 1;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -165,6 +183,18 @@ impl FakeWorkloadApi {
     /// are unaffected.
     pub fn fail_jwt_next(&self, n: usize) {
         self.state.lock().jwt_fail = n;
+    }
+
+    /// The next `n` stream calls (X.509 or JWT bundles) answer with
+    /// response headers and then send nothing, as a stuck agent would.
+    pub fn stall_next(&self, n: usize) {
+        self.state.lock().stall = n;
+    }
+
+    /// The next call fails with `code` and `message` (any text, newlines
+    /// included, as a hostile or broken agent may send).
+    pub fn fail_next_with(&self, code: tonic::Code, message: &str) {
+        self.state.lock().fail_with = Some((code, message.to_owned()));
     }
 
     /// When each FetchJWTSVID call arrived, in order (failed ones included).
@@ -309,6 +339,11 @@ where
     Box::pin(ReceiverStream::new(rx))
 }
 
+/// A stream that never sends a message (and never ends).
+fn stalled<R: Send + 'static>() -> Stream<R> {
+    Box::pin(tokio_stream::pending())
+}
+
 fn td_id(name: &str) -> String {
     format!("spiffe://{name}")
 }
@@ -381,6 +416,9 @@ impl SpiffeWorkloadApi for Service {
         req: Request<pb::X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
         self.state.admit("FetchX509SVID", &req)?;
+        if self.state.stall() {
+            return Ok(Response::new(stalled()));
+        }
         Ok(Response::new(follow(
             self.state.x509.subscribe(),
             self.stopped.clone(),
