@@ -205,21 +205,27 @@ impl Root {
         &self.path
     }
 
-    /// The handle, opening `cert_dir` the first time. `cert_dir` itself
-    /// may be a link (the operator chose it); nothing below it is followed.
+    /// The handle, opening `cert_dir` the first time, and again only when
+    /// the path has come to name another directory (replaced or moved
+    /// away and back): a helper never writes into a directory that is no
+    /// longer `cert_dir`. `cert_dir` itself may be a link (the operator
+    /// chose it); nothing below it is followed.
     fn handle(&self) -> io::Result<Arc<OwnedFd>> {
-        let mut fd = self
-            .fd
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(fd) = &*fd {
-            return Ok(Arc::clone(fd));
-        }
         let path: &Path = if self.path.as_os_str().is_empty() {
             Path::new(".")
         } else {
             &self.path
         };
+        let now = nix::sys::stat::stat(path)?;
+        let mut fd = self
+            .fd
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(fd) = &*fd {
+            if fstat(&**fd).is_ok_and(|st| (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)) {
+                return Ok(Arc::clone(fd));
+            }
+        }
         let opened = Arc::new(nix::fcntl::open(
             path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,

@@ -356,7 +356,8 @@ async fn stop_child(mut c: Running, sig: Signal, reports: &Reports) -> Option<u8
 
 /// Reads the pid file and signals that process, retrying on failure.
 async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
-    let mut delays = Backoff::new(PID_FIRST_DELAY, PID_FIRST_DELAY * 2u32.pow(PID_TRIES));
+    // Upstream's schedule, exactly: 100 ms doubling.
+    let mut delay = PID_FIRST_DELAY;
     let record = |pid: Option<i32>, result: String| {
         reports.status.send_modify(|s| {
             if let Some(p) = &mut s.pid_file {
@@ -389,9 +390,9 @@ async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
                 return;
             }
             Err(e) => {
-                let delay = delays.next_delay();
                 warn!(pid_file = %path.display(), "{e}; retrying in {} ms", delay.as_millis());
                 tokio::time::sleep(delay).await;
+                delay *= 2;
             }
         }
     }

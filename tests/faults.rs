@@ -290,31 +290,34 @@ async fn leftovers_of_a_crash_are_removed_at_start_and_nothing_else() {
     let pki = Pki::new();
     api.set_x509(pki.x509_update(pki.svid()));
     let w = Workdir::new();
-    for n in [
-        ".svid.pem.4242.0.tmp",
-        ".svid_key.pem.4242.1.tmp",
-        ".svid_bundle.pem.77.3.bak",
-        ".other.pem.4242.0.tmp",
-        "notes.tmp",
-        ".svid.pem.x.0.tmp",
-    ] {
+    // The helper's pattern: `.<FNV-1a of the target name>-<pid>-<n>.tmp|bak`,
+    // eight lowercase hex digits each.
+    let fnv = |name: &str| {
+        name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        })
+    };
+    let ours = [
+        format!(".{:08x}-00001092-00000000.tmp", fnv("svid.pem")),
+        format!(".{:08x}-00001092-00000001.tmp", fnv("svid_key.pem")),
+        format!(".{:08x}-0000004d-00000003.bak", fnv("svid_bundle.pem")),
+    ];
+    let not_ours = [
+        format!(".{:08x}-00001092-00000000.tmp", fnv("other.pem")),
+        format!(".{:08x}-00001092-0000000x.tmp", fnv("svid.pem")),
+        "notes.tmp".to_owned(),
+    ];
+    for n in ours.iter().chain(&not_ours) {
         std::fs::write(w.certs().join(n), b"left over").unwrap();
     }
     w.conf(&x509_conf(api.socket_path(), "daemon_mode = false"));
     let run = w.run(&["-config", "helper.conf"]).await;
     run.assert_success()
         .assert_stderr_contains(&["removed a temporary file left by an earlier run"]);
-    assert_eq!(
-        w.cert_listing(),
-        [
-            ".other.pem.4242.0.tmp",
-            ".svid.pem.x.0.tmp",
-            "notes.tmp",
-            "svid.pem",
-            "svid_bundle.pem",
-            "svid_key.pem"
-        ]
-    );
+    let mut want: Vec<String> = not_ours.to_vec();
+    want.extend(["svid.pem", "svid_bundle.pem", "svid_key.pem"].map(str::to_owned));
+    want.sort();
+    assert_eq!(w.cert_listing(), want);
 }
 
 /// The pid of the helper when it runs as the only child of `parent`.
