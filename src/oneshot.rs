@@ -96,6 +96,9 @@ pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
             info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
         }
         let r = x509::render(&ctx, out, hint, unix_now())?;
+        for td in &r.info.refused_trust_domains {
+            warn!(trust_domain = %td, "a trust domain whose name cannot be a safe file name is not written to trust_bundles_dir");
+        }
         logs.push(format!(
             "X.509 SVID written: spiffe_id={} serial={}",
             r.info.spiffe_id, r.info.serial

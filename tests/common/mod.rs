@@ -303,10 +303,22 @@ impl Workdir {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> (Daemon, u16) {
+        self.spawn_with_health_port_under(&[], conf, args, env)
+            .await
+    }
+
+    /// `spawn_with_health_port_env` through `wrapper` (e.g. `setpriv`).
+    pub async fn spawn_with_health_port_under(
+        &self,
+        wrapper: &[&str],
+        conf: impl Fn(u16) -> String,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Daemon, u16) {
         for _ in 0..20 {
             let port = free_port();
             self.conf(&conf(port));
-            let mut d = self.spawn_with(&[], args, env);
+            let mut d = self.spawn_with(wrapper, args, env);
             let end = Instant::now() + Duration::from_secs(20);
             let pid = d.child.id().expect("running");
             loop {

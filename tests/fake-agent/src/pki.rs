@@ -174,6 +174,28 @@ impl Ca {
 
     /// A leaf SVID valid from a minute ago for `ttl`.
     pub fn issue_svid(&self, spiffe_id: &str, ttl: Duration) -> Svid {
+        self.issue_svid_between(
+            spiffe_id,
+            now() - time::Duration::minutes(1),
+            now() + time::Duration::try_from(ttl).expect("ttl"),
+        )
+    }
+
+    /// A leaf SVID that expired an hour ago.
+    pub fn issue_expired_svid(&self, spiffe_id: &str) -> Svid {
+        self.issue_svid_between(
+            spiffe_id,
+            now() - time::Duration::hours(2),
+            now() - time::Duration::hours(1),
+        )
+    }
+
+    fn issue_svid_between(
+        &self,
+        spiffe_id: &str,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Svid {
         let key = KeyPair::generate().expect("key");
         let mut p = CertificateParams::default();
         p.subject_alt_names = vec![SanType::URI(spiffe_id.try_into().expect("URI SAN"))];
@@ -190,8 +212,8 @@ impl Ca {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        p.not_before = now() - time::Duration::minutes(1);
-        p.not_after = now() + time::Duration::try_from(ttl).expect("ttl");
+        p.not_before = not_before;
+        p.not_after = not_after;
         let (serial, serial_hex) = random_serial();
         p.serial_number = Some(serial);
         p.use_authority_key_identifier_extension = true;
