@@ -1,4 +1,4 @@
-//! Process supervision (SPEC §6, §9): after each successful X.509 write,
+//! Process supervision (README "Starting or signalling your program"): after each successful X.509 write,
 //! start `cmd` or send it `renew_signal`, and signal the process named by
 //! `pid_file_name`; when `cmd` exits, follow `cmd_exit_policy`.
 //!

@@ -1,5 +1,5 @@
 //! X.509 output, pure: an X.509 context from the Workload API in, the files
-//! to write out (SPEC §4, §9), plus what the status needs to know. No I/O,
+//! to write out (README "Files"), plus what the status needs to know. No I/O,
 //! no clock: the caller passes `now`.
 
 use std::path::{Path, PathBuf};
@@ -73,7 +73,7 @@ pub fn select<'a>(
     }
 }
 
-/// Renders the files for `ctx` as SPEC §4 and §9 describe. `now` (seconds
+/// Renders the files for `ctx` as README "Files" describes. `now` (seconds
 /// since the epoch) decides which certificates `omit_expired` drops.
 pub fn render(
     ctx: &X509Context,
