@@ -323,7 +323,7 @@ impl<'r> Dirs<'r> {
     }
 }
 
-/// The directory part of a path below `cert_dir` (empty for cert_dir).
+/// The directory part of a path below `cert_dir` (empty for `cert_dir`).
 fn parent_dir_below(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new(""))
 }

@@ -263,8 +263,18 @@ impl Agent {
         &self.socket
     }
 
-    fn err(&self, e: WorkloadApiError) -> WorkloadError {
-        WorkloadError::classify(&self.socket, e)
+    /// Classifies an error. Telling a missing socket from one nobody
+    /// listens on looks at the filesystem, so it runs off the runtime's
+    /// thread.
+    async fn err(&self, e: WorkloadApiError) -> WorkloadError {
+        let socket = self.socket.clone();
+        tokio::task::spawn_blocking(move || WorkloadError::classify(&socket, e))
+            .await
+            .unwrap_or_else(|_| WorkloadError {
+                kind: ErrorKind::Other,
+                message: "classifying a Workload API error failed".to_owned(),
+                source: None,
+            })
     }
 
     async fn bounded<T>(
@@ -273,7 +283,8 @@ impl Agent {
         call: impl std::future::Future<Output = Result<T, WorkloadApiError>>,
     ) -> Result<T, WorkloadError> {
         match tokio::time::timeout(deadline, call).await {
-            Ok(r) => r.map_err(|e| self.err(e)),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.err(e).await),
             Err(_) => Err(WorkloadError::timeout(&self.socket, deadline)),
         }
     }
@@ -296,7 +307,15 @@ impl Agent {
         let stream = self
             .bounded(CALL_DEADLINE, self.client.stream_x509_contexts())
             .await?;
-        Ok(stream.map(move |r| r.map_err(|e| agent.err(e))))
+        Ok(Box::pin(stream.then(move |r| {
+            let agent = agent.clone();
+            async move {
+                match r {
+                    Ok(v) => Ok(v),
+                    Err(e) => Err(agent.err(e).await),
+                }
+            }
+        })))
     }
 
     /// A JWT-SVID for `audiences` (first is the main audience). With a hint,
@@ -353,7 +372,15 @@ impl Agent {
         let stream = self
             .bounded(CALL_DEADLINE, self.client.stream_jwt_bundles())
             .await?;
-        Ok(stream.map(move |r| r.map_err(|e| agent.err(e))))
+        Ok(Box::pin(stream.then(move |r| {
+            let agent = agent.clone();
+            async move {
+                match r {
+                    Ok(v) => Ok(v),
+                    Err(e) => Err(agent.err(e).await),
+                }
+            }
+        })))
     }
 }
 

@@ -577,11 +577,12 @@ mod tests {
         let f = render(&c, &o, None, now()).unwrap();
         assert_eq!(bytes(&f, "bundle.pem"), pems(&[&w.root.cert_der()]));
         // Far in the future the leaf has expired: nothing is rendered.
-        let e = render(&c, &o, None, now() + 20 * 365 * 86400).unwrap_err();
-        assert!(matches!(e, RenderError::Expired { .. }), "{e}");
+        let err = render(&c, &o, None, now() + 20 * 365 * 86400).unwrap_err();
+        assert!(matches!(err, RenderError::Expired { .. }), "{err}");
         assert!(
-            e.to_string().contains("spiffe://example.org/w expired at"),
-            "{e}"
+            err.to_string()
+                .contains("spiffe://example.org/w expired at"),
+            "{err}"
         );
     }
 

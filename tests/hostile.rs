@@ -285,7 +285,7 @@ async fn a_stderr_nobody_drains_drops_log_lines_instead_of_stopping_the_helper()
     let sink = Arc::clone(&seen);
     tokio::spawn(async move {
         use tokio::io::AsyncReadExt as _;
-        let mut buf = [0u8; 65536];
+        let mut buf = vec![0u8; 65536];
         while let Ok(n) = err.read(&mut buf).await {
             if n == 0 {
                 break;
@@ -741,6 +741,9 @@ async fn one_shot_validates_each_jwt_svid_with_the_agent() {
 
 // === 7. the Go helper's read-only cert_dir layout ===
 
+/// The helper's user in the read-only layout test (the image's uid).
+const UID: u32 = 65_532;
+
 /// A directory every user can reach (the test's temporary directories are
 /// private to root).
 fn open_up(p: &Path) {
@@ -755,7 +758,6 @@ async fn a_cert_dir_owned_by_root_with_files_given_to_the_helper_is_rewritten_in
     ) {
         return;
     }
-    const UID: u32 = 65_532;
     let agent_dir = tempfile::tempdir().unwrap();
     open_up(agent_dir.path());
     let api = FakeWorkloadApi::start_at(&agent_dir.path().join("agent.sock")).await;
