@@ -5,7 +5,13 @@
 
 use super::tree::{floor_char_boundary, Entry, Node, SyntaxError, Value, MAX_DEPTH};
 
-pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
+/// Warnings with their lines.
+pub type Warnings = Vec<(usize, String)>;
+
+/// The entries, and warnings (with their lines) for what the Go helper's
+/// reader accepts beyond RFC 8259: a comma before a closing `}` or `]`,
+/// and text after the document (ignored).
+pub fn parse(text: &str) -> Result<(Vec<Entry>, Warnings), SyntaxError> {
     let mut p = Json {
         text,
         bytes: text.as_bytes(),
@@ -13,15 +19,20 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
         line: 1,
         line_start: 0,
         depth: 0,
+        warnings: Vec::new(),
     };
     p.blank();
     let top = p.value()?;
     p.blank();
     if p.pos < text.len() {
-        return Err(p.error("unexpected text after the end of the JSON document".to_owned()));
+        p.warnings.push((
+            p.line,
+            "the text after the end of the JSON document is ignored, as the Go helper ignores it"
+                .to_owned(),
+        ));
     }
     match top.value {
-        Value::Object(entries) => Ok(entries),
+        Value::Object(entries) => Ok((entries, p.warnings)),
         _ => Err(SyntaxError {
             line: 1,
             column: 1,
@@ -37,6 +48,7 @@ struct Json<'a> {
     line: usize,
     line_start: usize,
     depth: usize,
+    warnings: Warnings,
 }
 
 impl Json<'_> {
@@ -118,6 +130,26 @@ impl Json<'_> {
         Ok(())
     }
 
+    /// After a comma: whether `close` follows, which ends the object or
+    /// list (with a warning, as JSON has no trailing comma).
+    fn trailing_comma(&mut self, close: u8) -> bool {
+        let comma_line = self.line;
+        self.blank();
+        if self.byte() != Some(close) {
+            return false;
+        }
+        self.pos += 1;
+        self.depth -= 1;
+        self.warnings.push((
+            comma_line,
+            format!(
+                "a comma before '{}' is not JSON; it is accepted, as the Go helper accepts it",
+                char::from(close)
+            ),
+        ));
+        true
+    }
+
     fn object(&mut self) -> Result<Vec<Entry>, SyntaxError> {
         self.deeper()?;
         self.pos += 1;
@@ -151,7 +183,12 @@ impl Json<'_> {
             });
             self.blank();
             match self.byte() {
-                Some(b',') => self.pos += 1,
+                Some(b',') => {
+                    self.pos += 1;
+                    if self.trailing_comma(b'}') {
+                        return Ok(entries);
+                    }
+                }
                 Some(b'}') => {
                     self.pos += 1;
                     self.depth -= 1;
@@ -182,7 +219,12 @@ impl Json<'_> {
             items.push(self.value()?);
             self.blank();
             match self.byte() {
-                Some(b',') => self.pos += 1,
+                Some(b',') => {
+                    self.pos += 1;
+                    if self.trailing_comma(b']') {
+                        return Ok(items);
+                    }
+                }
                 Some(b']') => {
                     self.pos += 1;
                     self.depth -= 1;
@@ -350,6 +392,10 @@ impl Json<'_> {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
+        super::parse(text).map(|(e, _)| e)
+    }
+
     fn error(text: &str) -> SyntaxError {
         match parse(text) {
             Ok(e) => panic!("{text:?} parsed: {e:?}"),
@@ -390,11 +436,10 @@ mod tests {
     fn errors_have_positions() {
         for (text, line, column, part) in [
             ("{\n \"a\": ,\n}", 2, 7, "expected a JSON value, found ','"),
-            ("{\"a\": 1,}", 1, 9, "expected a key in double quotes"),
+            ("{\"a\": 1,,}", 1, 9, "expected a key in double quotes"),
             ("{\"a\": 0644}", 1, 7, "cannot start with 0"),
             ("{\"a\": \"x\ny\"}", 1, 9, "control character"),
             ("{\"a\": \"x", 1, 7, "string not terminated"),
-            ("{\"a\": 1} x", 1, 10, "after the end of the JSON document"),
             ("{\"a\" 1}", 1, 6, "expected ':' after the key"),
             ("{\"a\": \"\\q\"}", 1, 9, "invalid escape \\q"),
             ("{\"a\": \"\\ud800\"}", 1, 14, "low surrogate"),
@@ -410,6 +455,21 @@ mod tests {
         assert_eq!(
             error("[1]").message,
             "a JSON configuration must be an object"
+        );
+    }
+
+    #[test]
+    fn trailing_commas_and_text_after_the_document_are_accepted_with_warnings() {
+        let (e, w) = super::parse("{\n\"a\": [1, 2,],\n\"b\": {\"c\": 1,},\n}\nnot json").unwrap();
+        assert_eq!(e.len(), 2);
+        assert!(matches!(&e[0].node.value, Value::List(l) if l.len() == 2));
+        let lines: Vec<usize> = w.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [2, 3, 3, 5], "{w:?}");
+        assert!(w[0].1.contains("comma before ']'"), "{w:?}");
+        assert!(
+            w[3].1
+                .contains("text after the end of the JSON document is ignored"),
+            "{w:?}"
         );
     }
 

@@ -623,10 +623,20 @@ impl Report {
                 ),
             );
         } else if value > 0o777 {
+            let go = go_file_mode(value);
+            let go_does = if go == mode {
+                String::new()
+            } else {
+                format!(
+                    "; the Go helper would give them mode {go:04o}, with the {} bit{} set, which a credential file never wants",
+                    special_bits(go),
+                    if (go >> 9).is_power_of_two() { "" } else { "s" }
+                )
+            };
             self.warn(
                 line,
                 format!(
-                    "{} has bits above 0777, which are ignored: {gets}",
+                    "{} has bits above 0777, which are ignored: {gets}{go_does}",
                     self.assignment(key, &text)
                 ),
             );
@@ -769,6 +779,11 @@ impl Report {
             }
             match &e.node.value {
                 Value::List(items) => objects.extend(items),
+                // An empty block is no entry at all, as the Go helper reads it.
+                Value::Object(entries) if entries.is_empty() => self.warn(
+                    Some(e.line),
+                    "this jwt_svids block is empty: it configures no JWT-SVID, as the Go helper reads it".to_owned(),
+                ),
                 Value::Object(_) => objects.push(&e.node),
                 _ => self.type_error("jwt_svids", &e.node, "a list of objects"),
             }
@@ -852,6 +867,36 @@ fn scoped(scope: &str, key: &str) -> String {
     }
 }
 
+/// The mode the Go helper gives a file for a mode number: Go's
+/// `os.FileMode` keeps the permission bits and has setuid at bit 23,
+/// setgid at 22 and sticky at 20 (the number's own bits 9 to 11 mean
+/// nothing there).
+fn go_file_mode(value: i64) -> u32 {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "Go converts the int to a uint32 FileMode the same way"
+    )]
+    let v = value as u32;
+    let mut mode = v & 0o777;
+    for (bit, special) in [(23, 0o4000), (22, 0o2000), (20, 0o1000)] {
+        if v & (1 << bit) != 0 {
+            mode |= special;
+        }
+    }
+    mode
+}
+
+/// `setuid`, `setgid` and `sticky`, as many as `mode` has.
+fn special_bits(mode: u32) -> String {
+    let names: Vec<&str> = [(0o4000, "setuid"), (0o2000, "setgid"), (0o1000, "sticky")]
+        .iter()
+        .filter(|(b, _)| mode & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    names.join(" and ")
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -907,6 +952,16 @@ mod tests {
             warnings(&format!("{SVID}cert_file_mode = 2048\n")),
             ["helper.conf line 4: cert_file_mode = 2048 has bits above 0777, which are ignored: the files get mode 0000 (---------)"]
         );
+        // Bits Go reads as setuid (1 << 23), setgid and sticky are named.
+        assert_eq!(
+            warnings(&format!("{SVID}key_file_mode = 8389101\n")),
+            ["helper.conf line 4: key_file_mode = 8389101 has bits above 0777, which are ignored: the files get mode 0755 (rwxr-xr-x); the Go helper would give them mode 4755, with the setuid bit set, which a credential file never wants"]
+        );
+        assert!(warnings(&format!(
+            "{SVID}cert_file_mode = {}\n",
+            (1 << 22) | (1 << 20) | 0o640
+        ))[0]
+            .contains("mode 3640, with the setgid and sticky bits set"));
         // Even a deliberate decimal is pointed at the unambiguous form.
         let w = warnings(&format!("{SVID}cert_file_mode = 420\n"));
         assert!(w[0].contains("mode 0644 (rw-r--r--)"), "{w:?}");
@@ -1071,6 +1126,26 @@ mod tests {
             l.warnings,
             ["helper.conf line 9: health_checks.bind_port is set twice (lines 5 and 9); the last value is used"]
         );
+    }
+
+    #[test]
+    fn an_empty_jwt_svids_block_is_no_entry() {
+        for text in [
+            format!("{SVID}jwt_svids = {{}}\n"),
+            format!("{SVID}jwt_svids {{}}\n"),
+            format!("{SVID}jwt_svids {{\n}}\n"),
+            "{\"cert_dir\": \"c\", \"jwt_bundle_file_name\": \"b\", \"jwt_svids\": {}}".to_owned(),
+        ] {
+            let l = load_text(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(l.config.jwt_svids.is_empty(), "{text}");
+            assert!(
+                l.warnings
+                    .iter()
+                    .any(|w| w.contains("this jwt_svids block is empty")),
+                "{text}: {:?}",
+                l.warnings
+            );
+        }
     }
 
     #[test]

@@ -91,10 +91,11 @@ pub struct SyntaxError {
 pub fn parse(text: &str) -> Result<Document, SyntaxError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
+        let (entries, warnings) = json::parse(text)?;
         Ok(Document {
             format: Format::Json,
-            entries: json::parse(text)?,
-            warnings: Vec::new(),
+            entries,
+            warnings,
         })
     } else {
         let parsed = hcl1::parse(text)?;
