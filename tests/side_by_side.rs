@@ -40,6 +40,12 @@ const DELIBERATE: &[(&str, &str)] = &[
     ("spire_agent_address_variable", "the deprecated SPIRE_AGENT_ADDRESS is not read, as upstream main (the reference) has dropped it; v0.11.0 still reads it"),
     ("spire_agent_address_and_endpoint_variables", "the deprecated SPIRE_AGENT_ADDRESS is ignored as upstream main ignores it; v0.11.0 refuses it beside SPIFFE_ENDPOINT_SOCKET"),
     ("utf8_byte_order_mark", "a file saved with a UTF-8 byte order mark is read; Go's HCL v1 scanner calls it an illegal character"),
+    ("output_name_leaving_cert_dir", "an output name that leaves cert_dir once cleaned is refused at load (every output stays inside cert_dir); Go writes it outside"),
+    ("output_name_rooted_climbing_out", "a leading slash does not keep /../s.pem in cert_dir (Go cleans cert_dir + \"/\" + name), so it leaves cert_dir and is refused at load; Go writes it outside"),
+    ("absolute_names_without_cert_dir", "with cert_dir unset, an absolute output name is refused at load (outputs stay inside cert_dir); Go writes the absolute path"),
+    ("agent_address_relative", "a relative socket path is accepted (and waited for, as an agent not up yet); Go reads it as a URL host and refuses it"),
+    ("json_surrogate_pair_escape", "a surrogate-pair escape in a JSON string is read as the character it encodes; Go's HCL v1 JSON reader crashes on it"),
+    ("mode_with_go_setuid_bit", "mode bits above 07777 are ignored with a warning; Go reads bit 23 as setuid and writes a setuid certificate"),
 ];
 
 /// Cases that differ because of something not fixed yet (most of them are
@@ -170,11 +176,20 @@ fn files_under(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
     out
 }
 
+/// `path` with its last character written as a percent-escape.
+fn percent_escaped_last(path: &str) -> String {
+    let (head, last) = path.split_at(path.len() - 1);
+    format!("{head}%{:02X}", last.as_bytes()[0])
+}
+
 /// Runs one helper on one case in one-shot mode.
 async fn run_case(program: &Path, case: &Case, socket: &Path) -> Outcome {
     let dir = short_tempdir("sbs");
     std::fs::create_dir(dir.path().join("certs")).expect("certs");
-    let conf = case.conf.replace("{S}", &socket.display().to_string());
+    let conf = case
+        .conf
+        .replace("{S%}", &percent_escaped_last(&socket.display().to_string()))
+        .replace("{S}", &socket.display().to_string());
     std::fs::write(dir.path().join("helper.conf"), conf).expect("helper.conf");
     let env: Vec<(&str, String)> = case
         .env
@@ -829,6 +844,70 @@ jwt_svids = [{ jwt_audience = "a\nb", jwt_svid_file_name = "t\x41.token" }]
             "cmd_args_with_a_stray_quote_in_one_shot_mode",
             &x509_with("cmd = \"/bin/true\"\ncmd_args = \"a \\\"b\""),
         ),
+        // === Output paths, cleaned as Go's filepath.Join cleans them ===
+        Case::new(
+            "output_names_cleaned_as_go_joins_them",
+            "agent_address = \"{S}\"\ncert_dir = \"certs/\"\nsvid_file_name = \"nope/../s.pem\"\nsvid_key_file_name = \"k.pem/.\"\nsvid_bundle_file_name = \"./sub/../b.pem\"\n",
+        ),
+        Case::new(
+            "output_name_leaving_cert_dir",
+            "agent_address = \"{S}\"\ncert_dir = \"certs\"\nsvid_file_name = \"../escape.pem\"\nsvid_key_file_name = \"k.pem\"\nsvid_bundle_file_name = \"b.pem\"\n",
+        ),
+        Case::new(
+            "output_name_rooted_stays_in_cert_dir",
+            "agent_address = \"{S}\"\ncert_dir = \"certs\"\nsvid_file_name = \"/s.pem\"\nsvid_key_file_name = \"//k.pem\"\nsvid_bundle_file_name = \"/sub/../b.pem\"\n",
+        ),
+        Case::new(
+            "output_name_rooted_climbing_out",
+            "agent_address = \"{S}\"\ncert_dir = \"certs\"\nsvid_file_name = \"/../s.pem\"\nsvid_key_file_name = \"k.pem\"\nsvid_bundle_file_name = \"b.pem\"\n",
+        ),
+        Case::new(
+            "absolute_names_without_cert_dir",
+            "agent_address = \"{S}\"\njwt_bundle_file_name = \"/tmp/spiffe-helper-side-by-side-bundle.json\"\n",
+        ),
+        // === agent_address, read as Go reads a URL ===
+        Case::new(
+            "agent_address_percent_escape",
+            "agent_address = \"{S%}\"\ncert_dir = \"certs\"\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\nsvid_bundle_file_name = \"svid_bundle.pem\"\n",
+        ),
+        Case::new(
+            "agent_address_heredoc_with_its_line_break",
+            "agent_address = <<EOF\n{S}\nEOF\ncert_dir = \"certs\"\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"svid_key.pem\"\nsvid_bundle_file_name = \"svid_bundle.pem\"\n",
+        ),
+        Case::new(
+            "agent_address_fragment",
+            &X509.replace("\"{S}\"", "\"{S}#x\""),
+        ),
+        Case::new("agent_address_query", &X509.replace("\"{S}\"", "\"{S}?q=1\"")),
+        Case::new("agent_address_bad_escape", &X509.replace("\"{S}\"", "\"{S}%zz\"")),
+        Case::new("agent_address_number", &X509.replace("\"{S}\"", "8081")),
+        Case::new(
+            "agent_address_relative",
+            &X509.replace("\"{S}\"", "\"agent/api.sock\""),
+        )
+        .slow(),
+        // === An empty jwt_svids block is no entry ===
+        Case::new("jwt_svids_empty_object", &x509_with("jwt_svids = {}")),
+        Case::new("jwt_svids_empty_block", &x509_with("jwt_svids {\n}")),
+        Case::new(
+            "json_jwt_svids_empty_object",
+            "{\"agent_address\": \"{S}\", \"cert_dir\": \"certs\", \"svid_file_name\": \"svid.pem\", \"svid_key_file_name\": \"svid_key.pem\", \"svid_bundle_file_name\": \"svid_bundle.pem\", \"jwt_svids\": {}}",
+        ),
+        // === JSON as Go's HCL reader takes it ===
+        Case::new(
+            "json_trailing_commas",
+            "{\n  \"agent_address\": \"{S}\",\n  \"cert_dir\": \"certs\",\n  \"health_checks\": {\"listener_enabled\": false,},\n  \"jwt_bundle_file_name\": \"b.json\",\n}\n",
+        ),
+        Case::new(
+            "json_text_after_the_document",
+            "{\"agent_address\": \"{S}\", \"cert_dir\": \"certs\", \"jwt_bundle_file_name\": \"b.json\"}\ntrailing words } ]\n",
+        ),
+        Case::new(
+            "json_surrogate_pair_escape",
+            "{\"agent_address\": \"{S}\", \"cert_dir\": \"certs\", \"jwt_bundle_file_name\": \"b\\ud83d\\ude00.json\"}",
+        ),
+        // === Mode bits above 07777 ===
+        Case::new("mode_with_go_setuid_bit", &x509_with("cert_file_mode = 8389101")),
     ]
 }
 

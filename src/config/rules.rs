@@ -60,7 +60,10 @@ fn outputs(
     let cert_dir = PathBuf::from(&raw.cert_dir.value);
     // Every name is checked once, with the key it came from: the cleaned
     // name relative to cert_dir, or a problem.
-    let mut names = Names::default();
+    let mut names = Names {
+        cert_dir: raw.cert_dir.value.clone(),
+        files: Vec::new(),
+    };
     let mut out = |key: &str, name: &str, line: Option<usize>, mode: u32, r: &mut Report| {
         let rel = names.check(key, name, line, r)?;
         Some(OutputFile {
@@ -181,8 +184,8 @@ fn outputs(
 
 /// The output names seen so far, cleaned and relative to `cert_dir`, with
 /// the key each came from: for the rules between them.
-#[derive(Default)]
 struct Names {
+    cert_dir: String,
     files: Vec<(String, String)>,
 }
 
@@ -196,7 +199,17 @@ impl Names {
         line: Option<usize>,
         r: &mut Report,
     ) -> Option<String> {
-        let rel = clean_below(key, name, line, r)?;
+        let rel = clean_below(key, name, &self.cert_dir, line, r)?;
+        if rel == "." {
+            r.problem(
+                line,
+                format!(
+                    "{key} {} names cert_dir itself, not a file in it",
+                    quote(name)
+                ),
+            );
+            return None;
+        }
         if let Some((other, _)) = self.files.iter().find(|(_, n)| *n == rel) {
             r.problem(
                 line,
@@ -220,7 +233,7 @@ impl Names {
         line: Option<usize>,
         r: &mut Report,
     ) -> Option<String> {
-        let rel = clean_below(key, name, line, r)?;
+        let rel = clean_below(key, name, &self.cert_dir, line, r)?;
         if rel == "." {
             r.problem(
                 line,
@@ -246,12 +259,26 @@ const NAME_MAX: usize = 255;
 /// `name` cleaned as Go's `filepath.Join(cert_dir, name)` cleans it,
 /// relative to `cert_dir` (`.` for `cert_dir` itself); a problem when it
 /// leaves `cert_dir` or an element is too long for a file name.
-fn clean_below(key: &str, name: &str, line: Option<usize>, r: &mut Report) -> Option<String> {
-    let rooted = name.starts_with('/');
-    let cleaned = super::go_clean(name);
-    let rel = cleaned.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
-    if !rooted && (rel == ".." || rel.starts_with("../")) {
+fn clean_below(
+    key: &str,
+    name: &str,
+    cert_dir: &str,
+    line: Option<usize>,
+    r: &mut Report,
+) -> Option<String> {
+    if cert_dir.is_empty() && name.starts_with('/') {
+        r.problem(
+            line,
+            format!("{key} {} is an absolute path and cert_dir is not set: set cert_dir to its directory (outputs stay inside cert_dir)", quote(name)),
+        );
+        return None;
+    }
+    // Go's filepath.Join(cert_dir, name) cleans cert_dir + "/" + name as one
+    // path, so a leading slash on the name protects nothing: `/../x` climbs
+    // out as `../x` does.
+    let cleaned = super::go_clean(name.trim_start_matches('/'));
+    let rel = cleaned.as_str();
+    if rel == ".." || rel.starts_with("../") {
         r.problem(
             line,
             format!(
@@ -711,6 +738,13 @@ mod tests {
             problem("cert_dir = \"certs\"\njwt_bundle_file_name = \"a/../../x.json\"\n"),
             "jwt_bundle_file_name \"a/../../x.json\" leaves cert_dir (cleaned: \"../x.json\"): outputs stay inside cert_dir"
         );
+        // A leading slash protects nothing: Go cleans cert_dir + "/" + name.
+        assert!(
+            problem("cert_dir = \"certs\"\njwt_bundle_file_name = \"/../x.json\"\n")
+                .contains("leaves cert_dir (cleaned: \"../x.json\")")
+        );
+        assert!(problem("jwt_bundle_file_name = \"/etc/x.json\"\n")
+            .contains("is an absolute path and cert_dir is not set"));
         let long = "n".repeat(256);
         assert!(problem(&format!("jwt_bundle_file_name = \"{long}\"\n"))
             .contains("is 256 bytes, more than a file name can hold (255)"));
