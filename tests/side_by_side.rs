@@ -903,6 +903,18 @@ jwt_svids = [{ jwt_audience = "a\nb", jwt_svid_file_name = "t\x41.token" }]
             "{\"agent_address\": \"{S}\", \"cert_dir\": \"certs\", \"jwt_bundle_file_name\": \"b.json\"}\ntrailing words } ]\n",
         ),
         Case::new(
+            "json_without_its_closing_brace",
+            "{\n  \"agent_address\": \"{S}\",\n  \"cert_dir\": \"certs\",\n  \"jwt_bundle_file_name\": \"b.json\"\n",
+        ),
+        Case::new(
+            "json_missing_comma_ends_the_document",
+            "{\n  \"agent_address\": \"{S}\",\n  \"cert_dir\": \"certs\",\n  \"jwt_bundle_file_name\": \"b.json\"\n  \"jwt_bundle_file_mode\": 420\n}\n",
+        ),
+        Case::new(
+            "json_missing_comma_before_an_illegal_token",
+            "{\n  \"agent_address\": \"{S}\",\n  \"cert_dir\": \"certs\",\n  \"jwt_bundle_file_name\": \"b.json\"\n= 1\n}\n",
+        ),
+        Case::new(
             "json_surrogate_pair_escape",
             "{\"agent_address\": \"{S}\", \"cert_dir\": \"certs\", \"jwt_bundle_file_name\": \"b\\ud83d\\ude00.json\"}",
         ),

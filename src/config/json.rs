@@ -20,11 +20,20 @@ pub fn parse(text: &str) -> Result<(Vec<Entry>, Warnings), SyntaxError> {
         line_start: 0,
         depth: 0,
         warnings: Vec::new(),
+        stopped: false,
     };
     p.blank();
-    let top = p.value()?;
+    let top = if p.byte() == Some(b'{') {
+        let line = p.line;
+        Node {
+            line,
+            value: Value::Object(p.object(true)?),
+        }
+    } else {
+        p.value()?
+    };
     p.blank();
-    if p.pos < text.len() {
+    if p.pos < text.len() && !p.stopped {
         p.warnings.push((
             p.line,
             "the text after the end of the JSON document is ignored, as the Go helper ignores it"
@@ -49,6 +58,9 @@ struct Json<'a> {
     line_start: usize,
     depth: usize,
     warnings: Warnings,
+    /// The top-level object ended early, as the Go helper's reader ends
+    /// it: what follows is ignored.
+    stopped: bool,
 }
 
 impl Json<'_> {
@@ -99,7 +111,7 @@ impl Json<'_> {
     fn value(&mut self) -> Result<Node, SyntaxError> {
         let line = self.line;
         let value = match self.byte() {
-            Some(b'{') => Value::Object(self.object()?),
+            Some(b'{') => Value::Object(self.object(false)?),
             Some(b'[') => Value::List(self.array()?),
             Some(b'"') => Value::Str(self.string()?),
             Some(b'-' | b'0'..=b'9') => self.number()?,
@@ -150,7 +162,11 @@ impl Json<'_> {
         true
     }
 
-    fn object(&mut self) -> Result<Vec<Entry>, SyntaxError> {
+    /// An object. The top-level one (`top`) ends where the Go helper's
+    /// reader ends it, with a warning: at the end of the file without its
+    /// closing `}`, or at a member not preceded by a comma (the rest of
+    /// the document is then ignored).
+    fn object(&mut self, top: bool) -> Result<Vec<Entry>, SyntaxError> {
         self.deeper()?;
         self.pos += 1;
         let mut entries = Vec::new();
@@ -162,6 +178,10 @@ impl Json<'_> {
         }
         loop {
             self.blank();
+            if top && self.byte().is_none() {
+                self.unclosed();
+                return Ok(entries);
+            }
             if self.byte() != Some(b'"') {
                 return Err(self.error(format!(
                     "expected a key in double quotes, found {}",
@@ -171,6 +191,10 @@ impl Json<'_> {
             let line = self.line;
             let key = self.string()?;
             self.blank();
+            if top && self.byte().is_none() {
+                self.unclosed();
+                return Ok(entries);
+            }
             self.expect(b':', "':' after the key")?;
             self.blank();
             let node = self.value()?;
@@ -194,6 +218,18 @@ impl Json<'_> {
                     self.depth -= 1;
                     return Ok(entries);
                 }
+                None if top => {
+                    self.unclosed();
+                    return Ok(entries);
+                }
+                Some(_) if top && self.next_token_scans() => {
+                    self.stopped = true;
+                    self.warnings.push((
+                        self.line,
+                        "a ',' is missing here: the Go helper stops reading the document at this point, and so does this one; the rest of the file is ignored".to_owned(),
+                    ));
+                    return Ok(entries);
+                }
                 _ => {
                     return Err(self.error(format!(
                         "expected ',' or '}}' after an object member, found {}",
@@ -202,6 +238,34 @@ impl Json<'_> {
                 }
             }
         }
+    }
+
+    /// Whether the text here starts a token the Go helper's JSON scanner
+    /// reads without error (it reads one token past the last member before
+    /// it stops; an illegal one is an error there).
+    fn next_token_scans(&mut self) -> bool {
+        let rest = &self.bytes[self.pos..];
+        match rest.first() {
+            Some(b'"') => {
+                let saved = (self.pos, self.line, self.line_start);
+                let ok = self.string().is_ok();
+                (self.pos, self.line, self.line_start) = saved;
+                ok
+            }
+            Some(b'{' | b'}' | b'[' | b']' | b':' | b',' | b'-' | b'0'..=b'9') => true,
+            _ => [&b"true"[..], b"false", b"null"]
+                .iter()
+                .any(|w| rest.starts_with(w)),
+        }
+    }
+
+    /// The top-level object reached the end of the file unclosed.
+    fn unclosed(&mut self) {
+        self.depth -= 1;
+        self.warnings.push((
+            self.line,
+            "the JSON document ends without its closing '}': what was read is used, as the Go helper uses it".to_owned(),
+        ));
     }
 
     fn array(&mut self) -> Result<Vec<Node>, SyntaxError> {
@@ -446,7 +510,7 @@ mod tests {
             ("{\"a\": tru}", 1, 7, "expected a JSON value"),
             ("{\"a\": 1.}", 1, 9, "after '.'"),
             ("{\"a\": [1 2]}", 1, 10, "expected ',' or ']'"),
-            ("{\"a\": 1", 1, 8, "expected ',' or '}'"),
+            ("{\"a\": {\"b\": 1", 1, 14, "expected ',' or '}'"),
         ] {
             let e = error(text);
             assert_eq!((e.line, e.column), (line, column), "{text:?}: {e:?}");
@@ -471,6 +535,29 @@ mod tests {
                 .contains("text after the end of the JSON document is ignored"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn the_top_level_object_ends_where_the_go_helper_ends_it() {
+        let (e, w) = super::parse("{\n\"a\": 1,\n\"b\": 2\n").unwrap();
+        assert_eq!(e.len(), 2);
+        assert!(w[0].1.contains("ends without its closing '}'"), "{w:?}");
+        let (e, _) = super::parse("{\"a\": 1,\n\"b\"").unwrap();
+        assert_eq!(e.len(), 1);
+        let (e, w) = super::parse("{\"a\": 1\n\"b\": 2}\n").unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].0, 2);
+        assert!(w[0].1.contains("a ',' is missing here"), "{w:?}");
+        // What Go's scanner cannot read there is an error, as in Go.
+        for bad in [
+            "{\"a\": 1\n= 2}",
+            "{\"a\": 1\n# c\n",
+            "{\"a\": \"x\"on\"}",
+            "{\"a\": 1 \"b",
+        ] {
+            assert!(super::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -199,6 +199,10 @@ impl Names {
         line: Option<usize>,
         r: &mut Report,
     ) -> Option<String> {
+        // A missing name was reported where it was read.
+        if name.is_empty() {
+            return None;
+        }
         let rel = clean_below(key, name, &self.cert_dir, line, r)?;
         if rel == "." {
             r.problem(
