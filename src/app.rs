@@ -210,7 +210,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
     };
 
     let token = CancellationToken::new();
-    let metrics = Metrics::new();
+    let metrics = Metrics::new(&cfg);
     let (status_tx, status_rx) = watch::channel(Status::new(&cfg));
     let (renew_tx, renew_rx) = watch::channel(0u64);
     let (stop_tx, stop_rx) = watch::channel(None::<Signal>);

@@ -335,10 +335,19 @@ impl Routes {
                 let s = status.borrow();
                 json(s.is_ready(), &s)
             }
-            Ok(Some(Route::Metrics)) => text(
-                metrics.encode(),
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ),
+            Ok(Some(Route::Metrics)) => {
+                if wants_text_format(req) {
+                    text(
+                        metrics.encode_text(),
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )
+                } else {
+                    text(
+                        metrics.encode(),
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )
+                }
+            }
             Ok(Some(Route::Status)) => {
                 let doc = status.borrow().document(now);
                 text(doc, "application/json")
@@ -347,6 +356,21 @@ impl Routes {
             Err(to) => redirect(&to, req.uri().query()),
         }
     }
+}
+
+/// Whether the scraper asks for the Prometheus text format 0.0.4 rather
+/// than OpenMetrics: its `Accept` names `text/plain` and not OpenMetrics
+/// (Prometheus itself asks for OpenMetrics first).
+fn wants_text_format<B>(req: &Request<B>) -> bool {
+    let accept = req
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_ascii_lowercase();
+    accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
 }
 
 fn json(ok: bool, s: &Status) -> Response<String> {

@@ -69,14 +69,64 @@ fn output(kind: OutputKind, file: &str) -> Labels {
     ]
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// The metrics of a configuration: `cmd`'s only when `cmd` is set, and
+    /// every counter of a configured output, stream and signal target at 0
+    /// from the start, so that `rate()` and `increase()` have a series.
+    pub fn new(cfg: &crate::config::Config) -> Self {
+        let m = Self::registry(cfg.process.cmd.is_some());
+        let key = crate::status::key;
+        let mut outputs: Vec<(OutputKind, String)> = Vec::new();
+        if let Some(x) = &cfg.x509 {
+            // The label is the batch's last file: the certificate, or the
+            // credential bundle when it is alone.
+            let last = x
+                .files
+                .as_ref()
+                .map(|f| &f.svid.path)
+                .or(x.credential_bundle.as_ref().map(|c| &c.path));
+            if let Some(p) = last {
+                outputs.push((OutputKind::X509, key(p)));
+            }
+            drop(
+                m.inner
+                    .stream_reconnects
+                    .get_or_create(&vec![("stream", "x509".to_owned())]),
+            );
+        }
+        if let Some(b) = &cfg.jwt_bundle {
+            outputs.push((OutputKind::JwtBundle, key(&b.path)));
+            drop(
+                m.inner
+                    .stream_reconnects
+                    .get_or_create(&vec![("stream", "jwt_bundle".to_owned())]),
+            );
+        }
+        for j in &cfg.jwt_svids {
+            outputs.push((OutputKind::JwtSvid, key(&j.file.path)));
+        }
+        for (kind, file) in outputs {
+            let l = output(kind, &file);
+            drop(m.inner.writes.get_or_create(&l));
+            drop(m.inner.unchanged.get_or_create(&l));
+            drop(m.inner.write_failures.get_or_create(&l));
+        }
+        let p = &cfg.process;
+        let targets = [
+            ("cmd", p.cmd.is_some() && p.renew_signal.is_some()),
+            ("pid_file", p.pid_file.is_some()),
+        ];
+        for (target, configured) in targets {
+            if configured {
+                let l = vec![("target", target.to_owned())];
+                drop(m.inner.renew_signals.get_or_create(&l));
+                drop(m.inner.renew_signal_failures.get_or_create(&l));
+            }
+        }
+        m
+    }
+
+    fn registry(has_cmd: bool) -> Self {
         let mut r = Registry::with_prefix("spiffe_helper");
         r.register(
             "build",
@@ -162,21 +212,23 @@ impl Metrics {
             "Keys in the JWT bundle the agent sent, by trust domain",
             inner.jwt_bundle_keys.clone(),
         );
-        r.register(
-            "cmd_running",
-            "1 while cmd runs, else 0",
-            inner.cmd_running.clone(),
-        );
-        r.register(
-            "cmd_starts",
-            "Times cmd was started",
-            inner.cmd_starts.clone(),
-        );
-        r.register(
-            "cmd_last_exit_code",
-            "Exit code of cmd's last exit (128 + the signal number if a signal ended it)",
-            inner.cmd_last_exit_code.clone(),
-        );
+        if has_cmd {
+            r.register(
+                "cmd_running",
+                "1 while cmd runs, else 0",
+                inner.cmd_running.clone(),
+            );
+            r.register(
+                "cmd_starts",
+                "Times cmd was started",
+                inner.cmd_starts.clone(),
+            );
+            r.register(
+                "cmd_last_exit_code",
+                "Exit code of cmd's last exit (128 + the signal number if a signal ended it)",
+                inner.cmd_last_exit_code.clone(),
+            );
+        }
         r.register(
             "renew_signals",
             "Renew signals sent, by target (cmd, pid_file)",
@@ -201,6 +253,12 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.inner.registry);
         out
+    }
+
+    /// The Prometheus text format 0.0.4 of every metric, for scrapers and
+    /// tools that do not read OpenMetrics (`promtool check metrics`).
+    pub fn encode_text(&self) -> String {
+        to_text_format(&self.encode())
     }
 
     pub fn written(&self, kind: OutputKind, file: &str, now: i64, changed: bool) {
@@ -297,13 +355,62 @@ impl Metrics {
     }
 }
 
+/// OpenMetrics text as the Prometheus text format 0.0.4: no `# EOF` or
+/// `# UNIT`; an `info` family becomes the gauge `<name>_info`; a counter
+/// family is named after its `_total` sample.
+pub fn to_text_format(open_metrics: &str) -> String {
+    let mut families: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for line in open_metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, kind)) = rest.split_once(' ') {
+                families.insert(name, kind);
+            }
+        }
+    }
+    let renamed = |name: &str| -> String {
+        match families.get(name) {
+            Some(&"info") => format!("{name}_info"),
+            Some(&"counter") if !name.ends_with("_total") => format!("{name}_total"),
+            _ => name.to_owned(),
+        }
+    };
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, kind)) = rest.split_once(' ') {
+                let kind = if kind == "info" { "gauge" } else { kind };
+                out.push_str(&format!("# TYPE {} {kind}\n", renamed(name)));
+                continue;
+            }
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some((name, help)) = rest.split_once(' ') {
+                out.push_str(&format!("# HELP {} {help}\n", renamed(name)));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn config(text: &str) -> crate::config::Config {
+        crate::config::testing::ok(text)
+    }
+
     #[test]
     fn every_metric_is_described_and_prefixed() {
-        let m = Metrics::new();
+        let m = Metrics::new(&config(
+            "cert_dir = \"certs\"\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"k.pem\"\nsvid_bundle_file_name = \"b.pem\"\ncmd = \"/bin/true\"\n",
+        ));
         m.written(OutputKind::X509, "certs/svid.pem", 100, true);
         m.x509_svid(
             50,
@@ -341,5 +448,31 @@ mod tests {
         // A trust domain the agent no longer sends disappears.
         m.x509_svid(50, 200, &[("example.org".into(), 1)]);
         assert!(!m.encode().contains("other.test"));
+    }
+
+    #[test]
+    fn counters_start_at_zero_and_cmd_metrics_need_cmd() {
+        let m = Metrics::new(&config(
+            "cert_dir = \"c\"\njwt_bundle_file_name = \"b.json\"\npid_file_name = \"/p\"\nrenew_signal = \"SIGHUP\"\n",
+        ));
+        let text = m.encode_text();
+        for line in [
+            "spiffe_helper_writes_total{output=\"jwt_bundle\",file=\"c/b.json\"} 0",
+            "spiffe_helper_unchanged_updates_total{output=\"jwt_bundle\",file=\"c/b.json\"} 0",
+            "spiffe_helper_workload_api_stream_reconnects_total{stream=\"jwt_bundle\"} 0",
+            "spiffe_helper_renew_signals_total{target=\"pid_file\"} 0",
+        ] {
+            assert!(text.contains(line), "{line}:\n{text}");
+        }
+        assert!(!text.contains("cmd_"), "{text}");
+    }
+
+    #[test]
+    fn the_text_format_renames_info_and_counter_families() {
+        let open = "# HELP a_build The version.\n# TYPE a_build info\na_build_info{version=\"1\"} 1\n# HELP a_writes Writes.\n# TYPE a_writes counter\na_writes_total 3\n# HELP a_up Up.\n# TYPE a_up gauge\n# UNIT a_up seconds\na_up 1\n# EOF\n";
+        assert_eq!(
+            to_text_format(open),
+            "# HELP a_build_info The version.\n# TYPE a_build_info gauge\na_build_info{version=\"1\"} 1\n# HELP a_writes_total Writes.\n# TYPE a_writes_total counter\na_writes_total 3\n# HELP a_up Up.\n# TYPE a_up gauge\na_up 1\n"
+        );
     }
 }

@@ -314,7 +314,7 @@ async fn metrics_and_status_paths_can_be_moved_or_turned_off() {
     }
     assert!(scrape(port, "/m")
         .await
-        .contains_key("spiffe_helper_cmd_running"));
+        .contains_key("spiffe_helper_x509_svid_expiry_timestamp_seconds"));
     assert_eq!(http_get(port, "/metrics").await.unwrap().0, 404);
     assert_eq!(http_get(port, "/status").await.unwrap().0, 404);
 }
@@ -391,4 +391,230 @@ async fn an_unknown_log_level_or_format_is_a_configuration_error() {
             .assert_stderr_contains(&[key, "helper.conf"]);
         assert!(w.cert_listing().is_empty());
     }
+}
+
+/// A tool from Debian's `prometheus` package, or a skip (a failure under
+/// CI).
+fn prometheus_tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("SPIFFE_HELPER_REQUIRE_REAL").is_none_or(|v| v != "1"),
+            "{name} is required under CI (apt-get install prometheus, as .ci/run does)"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install prometheus)");
+    }
+    found
+}
+
+/// `GET path` with an `Accept` header: (status, content type, body).
+async fn get_accepting(port: u16, path: &str, accept: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nAccept: {accept}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (code, ctype, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_in_the_text_format_with_counters_at_zero() {
+    let Some(promtool) = prometheus_tool("promtool") else {
+        return;
+    };
+    let api = FakeWorkloadApi::start().await;
+    let w = Workdir::new();
+    let socket = api.socket_path().to_owned();
+    let (_d, port) = w
+        .spawn_with_health_port(
+            |port| {
+                x509_conf(
+                    &socket,
+                    &format!(
+                        "jwt_bundle_file_name = \"bundle.json\"\npid_file_name = \"/nonexistent.pid\"\nrenew_signal = \"SIGHUP\"\n{}",
+                        health_conf(port, "")
+                    ),
+                )
+            },
+            &["-config", "helper.conf"],
+        )
+        .await;
+    // Nothing written yet (the agent has no identity): the counters are
+    // there, at 0; cmd is not configured, so no cmd metric.
+    let (code, ctype, body) = get_accepting(port, "/metrics", "text/plain;version=0.0.4").await;
+    assert_eq!(code, 200);
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    for zero in [
+        r#"spiffe_helper_writes_total{output="x509",file="certs/svid.pem"} 0"#,
+        r#"spiffe_helper_write_failures_total{output="jwt_bundle",file="certs/bundle.json"} 0"#,
+        r#"spiffe_helper_workload_api_stream_reconnects_total{stream="x509"}"#,
+        r#"spiffe_helper_renew_signals_total{target="pid_file"} 0"#,
+        "spiffe_helper_log_lines_dropped_total 0",
+    ] {
+        assert!(body.contains(zero), "{zero} missing:\n{body}");
+    }
+    assert!(!body.contains("spiffe_helper_cmd_"), "{body}");
+    assert!(
+        !body.contains("# EOF") && !body.contains(" info\n"),
+        "{body}"
+    );
+
+    let check = |text: String| {
+        let promtool = promtool.clone();
+        async move {
+            let mut child = tokio::process::Command::new(promtool)
+                .args(["check", "metrics"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes())
+                .await
+                .unwrap();
+            drop(stdin);
+            child.wait_with_output().await.unwrap()
+        }
+    };
+    let out = check(body).await;
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // After writes, with every family filled in, it still passes; without
+    // an Accept for the text format the answer is OpenMetrics.
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
+    wait_metric(
+        port,
+        r#"spiffe_helper_writes_total{output="jwt_bundle",file="certs/bundle.json"}"#,
+        1.0,
+    )
+    .await;
+    let (_, _, body) = get_accepting(port, "/metrics", "text/plain").await;
+    let out = check(body).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (_, ctype, body) = get_accepting(port, "/metrics", "*/*").await;
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_server_scrapes_the_svid_expiry_on_disk() {
+    let Some(prometheus) = prometheus_tool("prometheus") else {
+        return;
+    };
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    let w = Workdir::new();
+    let socket = api.socket_path().to_owned();
+    let (_d, port) = w
+        .spawn_with_health_port(
+            |port| {
+                x509_conf(
+                    &socket,
+                    &health_conf(port, "  bind_address = \"127.0.0.1\"\n"),
+                )
+            },
+            &["-config", "helper.conf"],
+        )
+        .await;
+    let (after, _) = {
+        let pem_text = wait_for("the SVID", LONG, || {
+            std::fs::read_to_string(w.certs().join("svid.pem")).ok()
+        })
+        .await;
+        not_after(&pem_text)
+    };
+    let prom_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        prom_dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: helper\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .unwrap();
+    // Prometheus on a loopback port of its own, tried until one is free.
+    let mut server = None;
+    for _ in 0..10 {
+        let web = free_port();
+        let mut child = tokio::process::Command::new(&prometheus)
+            .arg(format!(
+                "--config.file={}",
+                prom_dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(prom_dir.path().join("prometheus.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let up = wait_for("Prometheus to listen or exit", LONG, || {
+            if child.try_wait().ok().flatten().is_some() {
+                return Some(false);
+            }
+            std::net::TcpStream::connect(("127.0.0.1", web))
+                .ok()
+                .map(|_| true)
+        })
+        .await;
+        if up {
+            server = Some((child, web));
+            break;
+        }
+    }
+    let (_server, web) = server.expect("Prometheus never started");
+    let query = "/api/v1/query?query=spiffe_helper_x509_svid_expiry_timestamp_seconds";
+    let value = {
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, body)) = http_get(web, query).await {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                if let Some(s) = v["data"]["result"][0]["value"][1].as_str() {
+                    break s.parse::<f64>().unwrap();
+                }
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "Prometheus never had the metric:\n{}",
+                std::fs::read_to_string(prom_dir.path().join("prometheus.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    assert_eq!(value, after);
 }
