@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument as _};
 
 use crate::clock::unix_now;
-use crate::config::{Config, ConfigError, Loaded, LogFormat, X509Output};
+use crate::config::{Config, ConfigError, Loaded, X509Output};
 use crate::disk::Root;
 use crate::metrics::Metrics;
 use crate::publish::{Output, Publisher, Update};
@@ -50,7 +50,8 @@ pub fn main(loaded: Result<Loaded, ConfigError>) -> u8 {
 fn modes(loaded: Result<Loaded, ConfigError>) -> u8 {
     let (level, format) = match &loaded {
         Ok(l) => (l.config.log_level, l.config.log_format),
-        Err(_) => (None, LogFormat::Text),
+        // The errors come out in the format the file asked for.
+        Err(e) => (None, e.log_format()),
     };
     crate::logging::init(level, format);
     let loaded = match loaded {

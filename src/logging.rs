@@ -26,12 +26,23 @@ use crate::config::LogFormat;
 /// Lines waiting for stderr before new ones are dropped.
 const QUEUE_LINES: usize = 1024;
 
+/// The libraries under the gRPC client and the health server: at `debug`
+/// they log every HTTP/2 frame, so they stay at `info` unless `RUST_LOG`
+/// names them.
+const CHATTY: [&str; 6] = ["h2", "hyper", "hyper_util", "tonic", "tower", "rustls"];
+
 /// The filter: `RUST_LOG` (when set and readable) wins over `level`.
 pub fn filter(rust_log: Option<&str>, level: Option<tracing::Level>) -> Targets {
     if let Some(t) = rust_log.and_then(|v| v.parse::<Targets>().ok()) {
         return t;
     }
-    Targets::new().with_default(level.map_or(LevelFilter::INFO, LevelFilter::from_level))
+    let level = level.map_or(LevelFilter::INFO, LevelFilter::from_level);
+    let quiet = level.min(LevelFilter::INFO);
+    CHATTY
+        .iter()
+        .fold(Targets::new().with_default(level), |t, target| {
+            t.with_target(*target, quiet)
+        })
 }
 
 /// Installs the global subscriber. Call once, before the first log line.
@@ -52,14 +63,115 @@ pub fn init(level: Option<tracing::Level>, format: LogFormat) {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(false)
+                    .event_format(JsonLine)
                     .with_writer(writer),
             )
             .init(),
     }
+}
+
+/// One JSON object per event, with the names log shippers look for:
+/// `time` (RFC 3339, UTC, microseconds), `level` (lowercase) and `msg`,
+/// then the event's fields. A field whose name a shipper would read as
+/// one of those (or as the level: `status`, `severity`) is written as
+/// `field_<name>`, so it never takes their place.
+struct JsonLine;
+
+/// Names a field of an event never takes.
+const RESERVED: [&str; 7] = [
+    "time",
+    "level",
+    "msg",
+    "status",
+    "severity",
+    "timestamp",
+    "message",
+];
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let mut line = serde_json::Map::new();
+        line.insert("time".into(), now_rfc3339_micros().into());
+        line.insert(
+            "level".into(),
+            event
+                .metadata()
+                .level()
+                .as_str()
+                .to_ascii_lowercase()
+                .into(),
+        );
+        line.insert("msg".into(), fields.message.unwrap_or_default().into());
+        for (k, v) in fields.rest {
+            let k = if RESERVED.contains(&k.as_str()) {
+                format!("field_{k}")
+            } else {
+                k
+            };
+            line.insert(k, v);
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// An event's fields: its message apart.
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    rest: Vec<(String, serde_json::Value)>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = Some(text);
+        } else {
+            self.rest.push((field.name().to_owned(), text.into()));
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.rest.push((field.name().to_owned(), value.into()));
+        }
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.rest.push((field.name().to_owned(), value.into()));
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.rest.push((field.name().to_owned(), value.into()));
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.rest.push((field.name().to_owned(), value.into()));
+    }
+}
+
+/// Now as RFC 3339 in UTC with microseconds.
+fn now_rfc3339_micros() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let base = crate::clock::rfc3339(secs);
+    // `...:SSZ` becomes `...:SS.ffffffZ`.
+    format!("{}.{:06}Z", base.trim_end_matches('Z'), now.subsec_micros())
 }
 
 /// Lines dropped since start-up, for `/metrics`.
@@ -132,7 +244,7 @@ fn dropped_note(format: LogFormat, n: u64) -> String {
         LogFormat::Text => format!("{time}  WARN {msg}\n"),
         LogFormat::Json => format!(
             "{}\n",
-            serde_json::json!({ "timestamp": time, "level": "WARN", "message": msg })
+            serde_json::json!({ "time": time, "level": "warn", "msg": msg })
         ),
     }
 }
@@ -204,6 +316,15 @@ mod tests {
         // An unreadable RUST_LOG falls back to the configuration.
         let f = filter(Some("=?="), Some(tracing::Level::ERROR));
         assert!(!f.would_enable("x", &tracing::Level::WARN));
+        // The HTTP/2 and gRPC libraries stay at info, unless RUST_LOG asks.
+        let f = filter(None, Some(tracing::Level::DEBUG));
+        assert!(f.would_enable("spiffe_helper", &tracing::Level::DEBUG));
+        assert!(!f.would_enable("h2::codec", &tracing::Level::DEBUG));
+        assert!(f.would_enable("h2::codec", &tracing::Level::INFO));
+        let f = filter(Some("h2=trace"), None);
+        assert!(f.would_enable("h2::codec", &tracing::Level::TRACE));
+        let f = filter(None, Some(tracing::Level::WARN));
+        assert!(!f.would_enable("hyper", &tracing::Level::INFO));
     }
 
     /// A writer that blocks until told to go on, then records.

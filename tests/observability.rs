@@ -365,17 +365,63 @@ async fn json_logs_are_one_object_per_line() {
     for line in logs.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        for field in ["timestamp", "level", "target", "message"] {
+        for field in ["time", "level", "msg"] {
             assert!(v.get(field).is_some(), "no {field} in {line}");
         }
+        for shadow in ["timestamp", "message", "status", "severity"] {
+            assert!(v.get(shadow).is_none(), "{shadow} in {line}");
+        }
+        let time = v["time"].as_str().unwrap();
+        assert!(time.ends_with('Z') && time.len() == 27, "{time}");
         levels.push(v["level"].as_str().unwrap().to_owned());
     }
-    assert!(levels.contains(&"WARN".to_owned()), "{logs}");
-    assert!(levels.contains(&"INFO".to_owned()), "{logs}");
+    assert!(levels.contains(&"warn".to_owned()), "{logs}");
+    assert!(levels.contains(&"info".to_owned()), "{logs}");
     assert!(
         logs.contains("\"spiffe_id\":\"spiffe://example.org/workload\""),
         "fields are JSON members: {logs}"
     );
+}
+
+#[tokio::test]
+async fn configuration_errors_are_json_lines_under_log_format_json() {
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        Path::new("/nonexistent.sock"),
+        "log_format = \"json\"\ncert_file_mode = 644\nbogus_key = 1\n",
+    ));
+    let run = w.run(&["-config", "helper.conf"]).await;
+    run.assert_code(1);
+    let lines: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let error = lines
+        .iter()
+        .find(|v| v["level"] == "error")
+        .unwrap_or_else(|| panic!("no error line: {}", run.stderr));
+    assert!(
+        error["msg"].as_str().unwrap().contains("bogus_key"),
+        "{error}"
+    );
+    assert!(lines.iter().any(
+        |v| v["level"] == "warn" && v["msg"].as_str().unwrap().contains("cert_file_mode = 644")
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_level_does_not_dump_http2_frames() {
+    // What the HTTP/2 and gRPC libraries say at debug level.
+    let chatty = |l: &&str| l.contains("frame=") || l.contains("processing request");
+    let asked = oneshot_logs("", Some("debug")).await;
+    assert!(
+        asked.lines().any(|l| chatty(&l)),
+        "RUST_LOG=debug shows them:\n{asked}"
+    );
+    let logs = oneshot_logs("log_level = \"debug\"", None).await;
+    let shown: Vec<&str> = logs.lines().filter(chatty).collect();
+    assert!(shown.is_empty(), "{shown:#?}");
 }
 
 #[tokio::test]

@@ -227,6 +227,8 @@ pub enum ConfigError {
         origin: String,
         problems: Vec<Problem>,
         warnings: Vec<String>,
+        /// `log_format` as the file gave it, so the errors come out in it.
+        log_format: LogFormat,
     },
 }
 
@@ -237,6 +239,14 @@ impl ConfigError {
         match self {
             ConfigError::Read { .. } => &[],
             ConfigError::Invalid { warnings, .. } => warnings,
+        }
+    }
+
+    /// The `log_format` the file asked for, where it could be read.
+    pub fn log_format(&self) -> LogFormat {
+        match self {
+            ConfigError::Read { .. } => LogFormat::Text,
+            ConfigError::Invalid { log_format, .. } => *log_format,
         }
     }
 }
@@ -308,6 +318,7 @@ pub fn load(
                     ),
                 }],
                 warnings: Vec::new(),
+                log_format: LogFormat::Text,
             });
         }
     };
@@ -332,6 +343,7 @@ pub fn parse(
             ),
         }],
         warnings: Vec::new(),
+        log_format: LogFormat::Text,
     })?;
     let mut report = read::Report::new(origin_name, doc.format);
     for (line, warning) in doc.warnings {

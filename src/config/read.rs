@@ -132,6 +132,7 @@ impl Report {
                 origin: self.origin,
                 problems: self.problems,
                 warnings,
+                log_format: config.log_format,
             })
         }
     }
