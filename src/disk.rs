@@ -150,7 +150,10 @@ impl WriteError {
                 format!("directory {} does not exist", display_dir(parent_dir(path)))
             }
             io::ErrorKind::PermissionDenied => {
-                format!("permission denied ({source})")
+                format!(
+                    "permission denied for the helper's uid {} ({source})",
+                    nix::unistd::geteuid()
+                )
             }
             _ => source.to_string(),
         };

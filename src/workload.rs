@@ -127,7 +127,8 @@ impl WorkloadError {
             WorkloadApiError::NoIdentityIssued | WorkloadApiError::PermissionDenied(_) => (
                 ErrorKind::NoIdentity,
                 format!(
-                    "the agent at {s} has no identity for this workload yet: no registration entry matches it ({source})"
+                    "the agent at {s} has no identity for this workload yet: no registration entry matches it ({source}); {}",
+                    attested()
                 ),
             ),
             WorkloadApiError::HintNotFound(hint) => (
@@ -205,6 +206,16 @@ pub fn escape_controls(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// What the agent attests of this process, and how to look for its entry.
+fn attested() -> String {
+    let uid = nix::unistd::getuid();
+    format!(
+        "the agent attests this process as uid {uid}, gid {}, pid {}: `spire-server entry show -selector unix:uid:{uid}` lists the entries that match it",
+        nix::unistd::getgid(),
+        std::process::id()
+    )
 }
 
 /// Why the socket cannot be reached, in words a person can act on.
@@ -399,6 +410,15 @@ mod tests {
         assert!(e.is_transient());
         assert!(
             e.to_string().contains("no registration entry matches it"),
+            "{e}"
+        );
+        let uid = nix::unistd::getuid();
+        assert!(
+            e.to_string().contains(&format!(
+                "uid {uid}, gid {}, pid {}: `spire-server entry show -selector unix:uid:{uid}`",
+                nix::unistd::getgid(),
+                std::process::id()
+            )),
             "{e}"
         );
         assert!(classify(WorkloadApiError::PermissionDenied("x".into())).is_transient());

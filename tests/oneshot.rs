@@ -490,3 +490,23 @@ async fn a_failure_after_the_x509_fetch_writes_nothing_at_all() {
     assert_eq!(api.calls("FetchX509SVID"), 1, "the X.509 SVID was fetched");
     assert!(w.cert_listing().is_empty(), "{:?}", w.cert_listing());
 }
+
+#[tokio::test]
+async fn diagnostics_say_what_to_do() {
+    // No identity: the uid, gid and pid the agent attests, and the command
+    // that lists the entries for that uid.
+    let api = FakeWorkloadApi::start().await;
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        "daemon_mode = false\noneshot_max_wait = \"1s\"\nkey_file_mode = 644\n",
+    ));
+    let run = w.run(&["-config", "helper.conf"]).await;
+    let uid = nix::unistd::getuid();
+    run.assert_code(1).assert_stderr_contains(&[
+        &format!("the agent attests this process as uid {uid}, gid {}", nix::unistd::getgid()),
+        &format!("`spire-server entry show -selector unix:uid:{uid}`"),
+        // A key mode that lets others read the key is pointed out at load.
+        "key_file_mode gives the private key mode 0204 (-w----r--): private key material will be readable by users other than its owner",
+    ]);
+}

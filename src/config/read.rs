@@ -955,8 +955,8 @@ mod tests {
         );
         // Bits Go reads as setuid (1 << 23), setgid and sticky are named.
         assert_eq!(
-            warnings(&format!("{SVID}key_file_mode = 8389101\n")),
-            ["helper.conf line 4: key_file_mode = 8389101 has bits above 0777, which are ignored: the files get mode 0755 (rwxr-xr-x); the Go helper would give them mode 4755, with the setuid bit set, which a credential file never wants"]
+            warnings(&format!("{SVID}cert_file_mode = 8389101\n")),
+            ["helper.conf line 4: cert_file_mode = 8389101 has bits above 0777, which are ignored: the files get mode 0755 (rwxr-xr-x); the Go helper would give them mode 4755, with the setuid bit set, which a credential file never wants"]
         );
         assert!(warnings(&format!(
             "{SVID}cert_file_mode = {}\n",

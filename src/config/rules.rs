@@ -167,6 +167,28 @@ fn outputs(
             "nothing to write: set svid_file_name, svid_key_file_name and svid_bundle_file_name, or jwt_svids, or jwt_bundle_file_name (or credential_bundle_file_name or trust_bundles_dir)".to_owned(),
         );
     }
+    // Key material readable by others is almost always a mistake (often a
+    // decimal 644, which is mode 0204): say so, without refusing it.
+    if (files.is_some() || credential_bundle.is_some()) && raw.key_file_mode & 0o044 != 0 {
+        r.warn(
+            None,
+            format!(
+                "key_file_mode gives the private key mode {:04o} ({}): private key material will be readable by users other than its owner",
+                raw.key_file_mode,
+                super::read::rwx(raw.key_file_mode)
+            ),
+        );
+    }
+    if !jwt_svids.is_empty() && raw.jwt_svid_file_mode & 0o044 != 0 {
+        r.warn(
+            None,
+            format!(
+                "jwt_svid_file_mode gives the JWT-SVID files mode {:04o} ({}): the tokens (bearer credentials) will be readable by users other than their owner",
+                raw.jwt_svid_file_mode,
+                super::read::rwx(raw.jwt_svid_file_mode)
+            ),
+        );
+    }
     let x509 = if files.is_some() || credential_bundle.is_some() || trust_bundles.is_some() {
         Some(X509Output {
             files,
@@ -757,6 +779,21 @@ mod tests {
                 .jwt_bundle
                 .is_some()
         );
+    }
+
+    #[test]
+    fn key_material_readable_by_others_is_warned_about() {
+        let w = warnings(&format!("{SVID}key_file_mode = 644\n"));
+        assert!(
+            w.iter().any(|w| w.contains("gives the private key mode 0204 (-w----r--): private key material will be readable")),
+            "{w:?}"
+        );
+        let w = warnings("jwt_svids = [{ jwt_audience = \"a\", jwt_svid_file_name = \"t\" }]\njwt_svid_file_mode = 0640\n");
+        assert!(
+            w.iter().any(|w| w.contains("JWT-SVID files mode 0640")),
+            "{w:?}"
+        );
+        assert!(warnings(&format!("{SVID}key_file_mode = 0400\n")).is_empty());
     }
 
     #[test]

@@ -53,9 +53,19 @@ fn envoy_with_jwt() {
         command("hot-restarter.py", &["start_envoy.sh"])
     );
     assert_eq!(c.process.renew_signal, Some(Signal::SIGHUP));
-    assert_eq!(w.len(), 4, "{w:?}");
+    assert_eq!(w.len(), 6, "{w:?}");
     assert!(
-        w.iter().all(|w| w.contains("is the decimal number 444")),
+        w[..4]
+            .iter()
+            .all(|w| w.contains("is the decimal number 444")),
+        "{w:?}"
+    );
+    assert!(
+        w[4].contains("private key material will be readable"),
+        "{w:?}"
+    );
+    assert!(
+        w[5].contains("the tokens (bearer credentials) will be readable"),
         "{w:?}"
     );
 }
@@ -91,7 +101,12 @@ fn mysql() {
         "mysql integration",
         include_str!("testdata/mysql_integration.conf"),
     );
-    assert!(w.is_empty(), "{w:?}");
+    // Its key is 0644: readable by others, which is said.
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("private key material will be readable"),
+        "{w:?}"
+    );
     let files = c.x509.unwrap().files.unwrap();
     assert_eq!((files.svid.mode, files.key.mode), (0o644, 0o644));
     assert_eq!(c.agent_socket, PathBuf::from("/run/spire/api.sock"));
@@ -152,7 +167,8 @@ fn plain_and_empty_values() {
 #[test]
 fn ghostunnel_with_jwt() {
     let (c, w) = load("ghostunnel", include_str!("testdata/ghostunnel.conf"));
-    assert!(w.is_empty(), "{w:?}");
+    // Key and tokens at 0444: readable by others, which is said.
+    assert_eq!(w.len(), 2, "{w:?}");
     assert_eq!(c.x509.unwrap().files.unwrap().key.mode, 0o444);
     assert_eq!(
         c.jwt_svids[0].audiences(),
