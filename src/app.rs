@@ -41,19 +41,22 @@ pub enum AppError {
 
 /// The whole program after the flags: returns the exit code once the log
 /// lines have reached stderr (or a second has passed).
-pub fn main(loaded: Result<Loaded, ConfigError>) -> u8 {
-    let code = modes(loaded);
+pub fn main(loaded: Result<Loaded, ConfigError>, args: &crate::cli::CliArgs) -> u8 {
+    let code = modes(loaded, args);
     crate::logging::flush(Duration::from_secs(1));
     code
 }
 
-fn modes(loaded: Result<Loaded, ConfigError>) -> u8 {
+fn modes(loaded: Result<Loaded, ConfigError>, args: &crate::cli::CliArgs) -> u8 {
     let (level, format) = match &loaded {
         Ok(l) => (l.config.log_level, l.config.log_format),
         // The errors come out in the format the file asked for.
         Err(e) => (None, e.log_format()),
     };
     crate::logging::init(level, format);
+    if let Some(w) = args.ignored_warning() {
+        warn!("{w}");
+    }
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
@@ -61,10 +64,33 @@ fn modes(loaded: Result<Loaded, ConfigError>) -> u8 {
                 warn!("{w}");
             }
             error!("{e}");
+            if args.check {
+                let doc = serde_json::json!({ "valid": false, "problems": [e.to_string()], "warnings": e.warnings() });
+                println!("{doc:#}");
+            }
             return 1;
         }
     };
+    if args.check {
+        let report = crate::check::environment(&loaded.config);
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        for p in &report.problems {
+            error!("{p}");
+        }
+        let doc = crate::check::document(&loaded.config, &loaded.warnings, &report);
+        println!("{doc:#}");
+        return u8::from(!report.problems.is_empty());
+    }
     let cfg = loaded.config;
+    info!(
+        version = crate::build::VERSION,
+        commit = crate::build::COMMIT,
+        build_date = crate::build::DATE,
+        "spiffe-helper {} starting",
+        crate::build::VERSION
+    );
     info!(
         "using configuration file {} ({} mode)",
         cfg.source.display(),

@@ -16,12 +16,19 @@ pub enum CliAction {
     Help,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Default)]
 pub struct CliArgs {
     /// `-config`, default `helper.conf`.
     pub config: PathBuf,
     /// `-daemon-mode`, when given; `None` lets the file decide.
     pub daemon_mode: Option<bool>,
+    /// `-check`: validate the configuration and the environment, print
+    /// the effective configuration, and exit.
+    pub check: bool,
+    /// What followed the first argument that is not a flag: ignored, as
+    /// Go's `flag` package leaves it (with a warning, since it is usually
+    /// `-daemon-mode false` meant as `-daemon-mode=false`).
+    pub ignored: Vec<String>,
 }
 
 /// A command line Go's `flag` package would refuse (exit code 2).
@@ -39,7 +46,7 @@ impl std::error::Error for CliError {}
 /// The usage text printed by `-help` and after a command-line error.
 pub fn usage() -> String {
     concat!(
-        "Usage: spiffe-helper [-config FILE] [-daemon-mode=BOOL] [-version] [-help]\n",
+        "Usage: spiffe-helper [-config FILE] [-daemon-mode=BOOL] [-check] [-version] [-help]\n",
         "\n",
         "Fetches the workload's SPIFFE identity from the Workload API, writes it to\n",
         "files and keeps it rotated.\n",
@@ -50,6 +57,10 @@ pub fn usage() -> String {
         "        true: keep running, rotate the files and signal or start `cmd`;\n",
         "        false: write the files once and exit (default: daemon_mode from\n",
         "        the file, else true)\n",
+        "  -check\n",
+        "        validate the configuration and the environment (cert_dir, cmd, the\n",
+        "        health address) without contacting the agent, print the effective\n",
+        "        configuration as JSON, and exit 0 or 1\n",
         "  -version\n",
         "        print the version and exit\n",
         "  -help, -h\n",
@@ -73,11 +84,17 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
     let mut config = PathBuf::from("helper.conf");
     let mut daemon_mode = None;
     let mut version = false;
+    let mut check = false;
+    let mut ignored = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let bytes = arg.as_bytes();
         // Go stops at the first non-flag argument; "--" ends the flags too.
         if bytes == b"--" || bytes.len() < 2 || bytes[0] != b'-' {
+            if bytes != b"--" {
+                ignored.push(arg.to_string_lossy().into_owned());
+            }
+            ignored.extend(args.map(|a| a.to_string_lossy().into_owned()));
             break;
         }
         let body = bytes.strip_prefix(b"--").unwrap_or(&bytes[1..]);
@@ -108,7 +125,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
                 };
                 config = PathBuf::from(v);
             }
-            "daemon-mode" | "version" => {
+            "daemon-mode" | "version" | "check" => {
                 let value = match value.map(std::str::from_utf8) {
                     None => None,
                     Some(Ok(v)) => Some(v),
@@ -120,10 +137,10 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
                     }
                 };
                 let b = bool_value(name, value)?;
-                if name == "version" {
-                    version = b;
-                } else {
-                    daemon_mode = Some(b);
+                match name {
+                    "version" => version = b,
+                    "check" => check = b,
+                    _ => daemon_mode = Some(b),
                 }
             }
             _ => return Err(CliError(format!("flag provided but not defined: -{name}"))),
@@ -135,7 +152,22 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
     Ok(CliAction::Run(CliArgs {
         config,
         daemon_mode,
+        check,
+        ignored,
     }))
+}
+
+impl CliArgs {
+    /// The warning for arguments left after the flags, if any.
+    pub fn ignored_warning(&self) -> Option<String> {
+        if self.ignored.is_empty() {
+            return None;
+        }
+        let shown = shell_words::join(&self.ignored);
+        Some(format!(
+            "arguments after the flags are ignored: {shown} (flag parsing stops at the first argument that is not a flag, as Go's does; a boolean flag takes its value with '=': write -daemon-mode=false, not -daemon-mode false)"
+        ))
+    }
 }
 
 /// A boolean flag: bare means true, else Go's `strconv.ParseBool` spellings.
@@ -153,15 +185,52 @@ fn bool_value(name: &str, value: Option<&str>) -> Result<bool, CliError> {
 mod tests {
     use super::*;
 
+    /// The parse, without the ignored arguments (their own test checks
+    /// them).
     fn run(args: &[&str]) -> Result<CliAction, CliError> {
-        parse(args.iter().map(|s| (*s).to_owned()))
+        parse(args.iter().map(|s| (*s).to_owned())).map(strip)
+    }
+
+    fn strip(a: CliAction) -> CliAction {
+        match a {
+            CliAction::Run(mut a) => {
+                a.ignored.clear();
+                CliAction::Run(a)
+            }
+            other => other,
+        }
     }
 
     fn args(config: &str, daemon_mode: Option<bool>) -> CliAction {
         CliAction::Run(CliArgs {
             config: config.into(),
             daemon_mode,
+            ..CliArgs::default()
         })
+    }
+
+    #[test]
+    fn arguments_after_the_flags_are_kept_for_a_warning() {
+        let CliAction::Run(a) =
+            parse(["-daemon-mode", "false", "-config", "x"].map(str::to_owned)).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(a.ignored, ["false", "-config", "x"]);
+        let w = a.ignored_warning().unwrap();
+        assert!(
+            w.contains("false -config x") && w.contains("-daemon-mode=false"),
+            "{w}"
+        );
+        let CliAction::Run(a) = parse(["-check", "--", "y"].map(str::to_owned)).unwrap() else {
+            panic!()
+        };
+        assert!(a.check);
+        assert_eq!(a.ignored, ["y"]);
+        let CliAction::Run(a) = run(&["-check=false"]).unwrap() else {
+            panic!()
+        };
+        assert!(!a.check && a.ignored_warning().is_none());
     }
 
     #[test]
@@ -248,7 +317,7 @@ mod tests {
         // A config path may be any bytes, in both spellings.
         let want = CliAction::Run(CliArgs {
             config: PathBuf::from(os(b"\xff.conf")),
-            daemon_mode: None,
+            ..CliArgs::default()
         });
         assert_eq!(parse_os([os(b"-config"), os(b"\xff.conf")]).unwrap(), want);
         assert_eq!(parse_os([os(b"-config=\xff.conf")]).unwrap(), want);
@@ -260,7 +329,7 @@ mod tests {
         assert!(e.contains("-daemon-mode"), "{e}");
         // After the flags, anything goes.
         assert_eq!(
-            parse_os([os(b"x"), os(b"\xfe")]).unwrap(),
+            strip(parse_os([os(b"x"), os(b"\xfe")]).unwrap()),
             args("helper.conf", None)
         );
     }
@@ -268,7 +337,7 @@ mod tests {
     #[test]
     fn usage_names_every_flag() {
         let u = usage();
-        for f in ["-config", "-daemon-mode", "-version", "-help"] {
+        for f in ["-config", "-daemon-mode", "-check", "-version", "-help"] {
             assert!(u.contains(f), "{f}");
         }
     }

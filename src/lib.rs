@@ -12,6 +12,8 @@
 //!   and the supervisor.
 //! - `watch`: the one stream loop (connect, subscribe, back off, report).
 //! - `oneshot`: `daemon_mode = false`.
+//! - `check`: `-check`, the configuration and its environment checked
+//!   without the agent.
 //! - `app`: daemon mode: the watchers, JWT refreshers, health server and
 //!   process supervisor under one cancellation token.
 //! - `status`, `health`: the shared write status and the HTTP probes.
@@ -20,6 +22,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -37,3 +40,10 @@ pub mod supervisor;
 pub mod watch;
 pub mod workload;
 pub mod x509;
+
+/// The version, the commit built and its date (see `build.rs`).
+pub mod build {
+    pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+    pub const COMMIT: &str = env!("SPIFFE_HELPER_COMMIT");
+    pub const DATE: &str = env!("SPIFFE_HELPER_BUILD_DATE");
+}

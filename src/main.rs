@@ -35,6 +35,6 @@ fn main() -> ExitCode {
         }
     };
     let loaded = config::load(&args.config, args.daemon_mode, &|k| std::env::var(k).ok());
-    let code = app::main(loaded);
+    let code = app::main(loaded, &args);
     ExitCode::from(code)
 }

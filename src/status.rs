@@ -214,6 +214,14 @@ impl Status {
         let time = |t: Option<i64>| t.map(crate::clock::rfc3339);
         let mut doc = Map::new();
         doc.insert("time".into(), json!(crate::clock::rfc3339(now)));
+        doc.insert(
+            "build".into(),
+            json!({
+                "version": crate::build::VERSION,
+                "commit": crate::build::COMMIT,
+                "date": crate::build::DATE,
+            }),
+        );
         doc.insert("live".into(), json!(self.is_live(now)));
         doc.insert("ready".into(), json!(self.is_ready()));
         if let Some(st) = self.x509 {

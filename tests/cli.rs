@@ -69,3 +69,89 @@ async fn bad_boolean_for_daemon_mode_is_a_usage_error() {
     let run = w.run(&["-daemon-mode=maybe"]).await;
     run.assert_code(2).assert_stderr_contains(&["daemon-mode"]);
 }
+
+/// `-check` in `w`: (exit code, the JSON document, stderr).
+async fn check(w: &Workdir) -> (Option<i32>, serde_json::Value, String) {
+    let run = w.run(&["-check", "-config", "helper.conf"]).await;
+    let doc = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    (run.code, doc, run.stderr)
+}
+
+#[tokio::test]
+async fn check_prints_the_effective_configuration_without_contacting_the_agent() {
+    let api = FakeWorkloadApi::start().await;
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        api.socket_path(),
+        "cmd = \"sh\"\ncmd_args = \"-c \\\"echo hi\\\"\"\njwt_bundle_file_name = \"./sub/../b.json\"\n",
+    ));
+    let (code, doc, _) = check(&w).await;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["valid"], true);
+    let e = &doc["effective"];
+    assert_eq!(e["x509"]["svid_file"]["path"], "certs/svid.pem");
+    assert_eq!(e["x509"]["svid_key_file"]["mode"], "0600");
+    assert_eq!(e["jwt_bundle_file"]["path"], "certs/b.json");
+    assert_eq!(e["cmd"]["args"], serde_json::json!(["-c", "echo hi"]));
+    assert_eq!(e["agent_socket"], api.socket_path().display().to_string());
+    assert_eq!(doc["build"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(!doc["build"]["commit"].as_str().unwrap().is_empty());
+    // Nothing was asked of the agent, nothing was written.
+    assert_eq!(api.calls("FetchX509SVID") + api.connections(), 0);
+    assert!(w.cert_listing().is_empty());
+}
+
+#[tokio::test]
+async fn check_names_what_the_environment_lacks() {
+    let w = Workdir::new();
+    // The health port taken by someone else, on the address configured.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::os::unix::fs::symlink("/tmp", w.certs().join("bundles")).unwrap();
+    w.conf(&format!(
+        "cert_dir = \"missing\"\nsvid_file_name = \"s.pem\"\nsvid_key_file_name = \"k.pem\"\nsvid_bundle_file_name = \"b.pem\"\ncmd = \"no-such-program-anywhere\"\n{}",
+        health_conf(port, "  bind_address = \"127.0.0.1\"\n")
+    ));
+    let (code, doc, _) = check(&w).await;
+    assert_eq!(code, Some(1));
+    let problems = doc["problems"].to_string();
+    for part in [
+        "cert_dir missing",
+        "no-such-program-anywhere",
+        "not found in PATH",
+        "cannot listen on 127.0.0.1",
+    ] {
+        assert!(problems.contains(part), "{part}: {problems}");
+    }
+    w.conf("cert_dir = \"certs\"\ntrust_bundles_dir = \"bundles\"\n");
+    let (code, doc, _) = check(&w).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        doc["problems"].to_string().contains("is a symbolic link"),
+        "{doc:#}"
+    );
+    // An invalid file is a problem too, and says why.
+    w.conf("cert_dir = \"certs\"\nbogus = 1\n");
+    let (code, doc, stderr) = check(&w).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(doc["valid"], false);
+    assert!(stderr.contains("bogus"), "{stderr}");
+}
+
+#[tokio::test]
+async fn arguments_left_after_the_flags_are_named_in_a_warning() {
+    let w = Workdir::new();
+    w.conf(&x509_conf(
+        std::path::Path::new("/nonexistent.sock"),
+        "bogus = 1",
+    ));
+    let run = w
+        .run(&["-daemon-mode", "false", "-config", "helper.conf"])
+        .await;
+    // As Go: parsing stopped at "false", so helper.conf was read by default.
+    run.assert_code(1).assert_stderr_contains(&[
+        "arguments after the flags are ignored: false -config helper.conf",
+        "write -daemon-mode=false",
+    ]);
+}

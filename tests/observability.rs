@@ -235,7 +235,7 @@ async fn status_document_matches_the_files_and_holds_no_secret() {
             health_conf(port, "")
         ),
     ));
-    let _d = w.spawn(&["-config", "helper.conf"]);
+    let d = w.spawn(&["-config", "helper.conf"]);
     let doc = wait_for_status(port, |d| {
         d["x509"]["status"] == "written"
             && d["jwt_svids"][0]["status"] == "written"
@@ -243,6 +243,12 @@ async fn status_document_matches_the_files_and_holds_no_secret() {
             && d["pid_file"]["last_pid"].is_number()
     })
     .await;
+    // The build, as the start-up line logs it.
+    assert_eq!(doc["build"]["version"], env!("CARGO_PKG_VERSION"));
+    let commit = doc["build"]["commit"].as_str().unwrap();
+    let date = doc["build"]["date"].as_str().unwrap();
+    d.wait_log(&format!("commit=\"{commit}\" build_date=\"{date}\""), LONG)
+        .await;
 
     let x = &doc["x509"];
     assert_eq!(x["spiffe_id"], "spiffe://example.org/workload");
