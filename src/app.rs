@@ -121,9 +121,13 @@ fn modes(loaded: Result<Loaded, ConfigError>, args: &crate::cli::CliArgs) -> u8 
         }
     };
     let code = if cfg.daemon_mode {
+        let path = args.config.clone();
+        let flag = args.daemon_mode;
+        let reloader: Reloader =
+            Arc::new(move || crate::config::load(&path, flag, &|k| std::env::var(k).ok()));
         match runtime.block_on(async {
             let shutdown = shutdown_signal().map_err(AppError::Signals)?;
-            run(cfg, shutdown).await
+            run_with_reload(cfg, shutdown, Some(reloader)).await
         }) {
             Ok(code) => code,
             Err(e) => {
@@ -224,107 +228,232 @@ pub async fn prepare_outputs(cfg: &Config, root: &Arc<Root>) {
     }
 }
 
+/// Reads the configuration again, for a reload (SIGHUP).
+pub type Reloader = Arc<dyn Fn() -> Result<Loaded, ConfigError> + Send + Sync>;
+
 /// Daemon mode: runs until `shutdown` completes, then lets a batch under
 /// way finish, stops the tasks and the child, and returns the exit code.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<u8, AppError> {
+    run_with_reload(cfg, shutdown, None).await
+}
+
+/// The health listener and the address it was bound for.
+type Bound = (
+    Arc<tokio::net::TcpListener>,
+    (Option<std::net::IpAddr>, u16),
+);
+
+/// The tasks of one configuration: the health server, the watchers and
+/// the refreshers, stopped together at a reload.
+struct Generation {
+    token: CancellationToken,
+    tasks: JoinSet<()>,
+    publisher: Publisher,
+    /// The health listener and the address it was bound for, kept across
+    /// a reload that does not move it.
+    listener: Option<Bound>,
+}
+
+impl Generation {
+    fn start(
+        cfg: &Config,
+        publisher: Publisher,
+        listener: Option<Bound>,
+        status_rx: &crate::status::StatusRx,
+        metrics: &Metrics,
+        parent: &CancellationToken,
+    ) -> Self {
+        let token = parent.child_token();
+        let agent = Agent::new(cfg.agent_socket.clone());
+        let mut tasks = JoinSet::new();
+        if let Some((l, _)) = &listener {
+            let fut = health::serve(
+                Arc::clone(l),
+                cfg.health.clone(),
+                status_rx.clone(),
+                metrics.clone(),
+                token.child_token(),
+            );
+            tasks.spawn(fut.instrument(info_span!("health")));
+        }
+        if let Some(out) = &cfg.x509 {
+            let fut = watch_x509(
+                agent.clone(),
+                out.clone(),
+                cfg.hint.clone(),
+                publisher.clone(),
+                token.child_token(),
+            );
+            tasks.spawn(fut.instrument(info_span!("x509")));
+        }
+        if let Some(out) = &cfg.jwt_bundle {
+            let fut = watch_jwt_bundles(
+                agent.clone(),
+                out.clone(),
+                publisher.clone(),
+                token.child_token(),
+            );
+            tasks.spawn(fut.instrument(info_span!("jwt_bundle")));
+        }
+        if !cfg.jwt_svids.is_empty() {
+            // Started from a task of their own, so a shutdown signal during
+            // the start of thousands of entries is acted on at once.
+            let fut = start_refreshers(
+                agent.clone(),
+                cfg.jwt_svids.clone(),
+                cfg.hint.clone(),
+                publisher.clone(),
+                token.child_token(),
+            );
+            tasks.spawn(fut);
+        }
+        info!(agent = %agent.socket().display(), "running in daemon mode");
+        Self {
+            token,
+            tasks,
+            publisher,
+            listener,
+        }
+    }
+
+    /// Lets a batch under way finish, then stops every task.
+    async fn stop(&mut self) {
+        if !self.publisher.close(WRITE_GRACE).await {
+            warn!(
+                "a credential write did not finish within {}s",
+                WRITE_GRACE.as_secs()
+            );
+        }
+        self.token.cancel();
+        let tasks = &mut self.tasks;
+        let drained =
+            tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            warn!("some tasks did not stop in time; aborting them");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// The health listener for `cfg`: `old` when it is bound where `cfg` wants
+/// one, else a new one.
+fn health_listener(cfg: &Config, old: Option<Bound>) -> Result<Option<Bound>, AppError> {
+    if !cfg.health.listener_enabled {
+        return Ok(None);
+    }
+    let at = (cfg.health.bind_address, cfg.health.bind_port);
+    if let Some((l, was)) = old {
+        if was == at {
+            return Ok(Some((l, at)));
+        }
+    }
+    Ok(Some((Arc::new(health::bind(&cfg.health)?), at)))
+}
+
+/// [`run`], with SIGHUP reading the configuration again through `reload`
+/// (without one, SIGHUP is logged and ignored).
+pub async fn run_with_reload(
+    mut cfg: Config,
+    shutdown: impl Future<Output = Signal>,
+    reload: Option<Reloader>,
+) -> Result<u8, AppError> {
     let root = Arc::new(Root::new(&cfg.cert_dir));
     prepare_outputs(&cfg, &root).await;
     // Bound before anything is fetched, so probes answer (not ready) at once.
-    let listener = if cfg.health.listener_enabled {
-        Some(health::bind(&cfg.health)?)
-    } else {
-        None
-    };
+    let listener = health_listener(&cfg, None)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
 
     let token = CancellationToken::new();
     let metrics = Metrics::new(&cfg);
     let (status_tx, status_rx) = watch::channel(Status::new(&cfg));
     let (renew_tx, renew_rx) = watch::channel(0u64);
     let (stop_tx, stop_rx) = watch::channel(None::<Signal>);
+    let (process_tx, process_rx) = watch::channel(cfg.process.clone());
     let reports = supervisor::Reports {
         status: status_tx.clone(),
         metrics: metrics.clone(),
     };
-    let publisher = Publisher::new(status_tx, renew_tx, metrics.clone(), root);
-    let agent = Agent::new(cfg.agent_socket.clone());
-    let mut tasks = JoinSet::new();
-
-    if let Some(listener) = listener {
-        let fut = health::serve(
-            listener,
-            cfg.health.clone(),
-            status_rx,
-            metrics.clone(),
+    let notifier = crate::notify::Notifier::from_env().map(Arc::new);
+    let publisher = Publisher::new(status_tx.clone(), renew_tx, metrics.clone(), root);
+    let mut generation = Generation::start(&cfg, publisher, listener, &status_rx, &metrics, &token);
+    let mut background = JoinSet::new();
+    background.spawn(supervisor::reap_orphans(token.child_token()));
+    background.spawn(ignore_signals(token.child_token()));
+    if let Some(n) = &notifier {
+        background.spawn(crate::notify::follow(
+            Arc::clone(n),
+            status_rx.clone(),
             token.child_token(),
-        );
-        tasks.spawn(fut.instrument(info_span!("health")));
+        ));
     }
-    if let Some(out) = &cfg.x509 {
-        let fut = watch_x509(
-            agent.clone(),
-            out.clone(),
-            cfg.hint.clone(),
-            publisher.clone(),
-            token.child_token(),
-        );
-        tasks.spawn(fut.instrument(info_span!("x509")));
-    }
-    if let Some(out) = &cfg.jwt_bundle {
-        let fut = watch_jwt_bundles(
-            agent.clone(),
-            out.clone(),
-            publisher.clone(),
-            token.child_token(),
-        );
-        tasks.spawn(fut.instrument(info_span!("jwt_bundle")));
-    }
-    if !cfg.jwt_svids.is_empty() {
-        // Started from a task of their own, so a shutdown signal during the
-        // start of thousands of entries is acted on at once.
-        let fut = start_refreshers(
-            agent.clone(),
-            cfg.jwt_svids.clone(),
-            cfg.hint.clone(),
-            publisher.clone(),
-            token.child_token(),
-        );
-        tasks.spawn(fut);
-    }
-    tasks.spawn(supervisor::reap_orphans(token.child_token()));
-    tasks.spawn(ignore_signals(token.child_token()));
-    let has_process = cfg.process.cmd.is_some() || cfg.process.pid_file.is_some();
+    let mut has_process = cfg.process.cmd.is_some() || cfg.process.pid_file.is_some();
     let mut supervisor = tokio::spawn(
-        supervisor::run(cfg.process.clone(), renew_rx, stop_rx, reports)
+        supervisor::run(cfg.process.clone(), process_rx, renew_rx, stop_rx, reports)
             .instrument(info_span!("process")),
     );
-    info!(agent = %agent.socket().display(), "running in daemon mode");
 
-    // The shutdown signal, or (cmd_exit_policy = "exit") the child's exit.
-    let (sig, child_exit) = tokio::select! {
-        sig = shutdown => (sig, None),
-        ended = &mut supervisor => match ended {
-            Ok(supervisor::Ended::ChildExited(code)) => (Signal::SIGTERM, Some(code)),
-            _ => (Signal::SIGTERM, None),
-        },
+    // The shutdown signal, (cmd_exit_policy = "exit") the child's exit, or
+    // a reload.
+    tokio::pin!(shutdown);
+    let (sig, child_exit) = loop {
+        tokio::select! {
+            sig = &mut shutdown => break (sig, None),
+            ended = &mut supervisor => break match ended {
+                Ok(supervisor::Ended::ChildExited(code)) => (Signal::SIGTERM, Some(code)),
+                _ => (Signal::SIGTERM, None),
+            },
+            _ = hangup.recv() => {
+                let Some(reload) = reload.as_ref() else {
+                    info!(signal = "SIGHUP", "received SIGHUP: ignored (no configuration file to read again)");
+                    continue;
+                };
+                let Some(new) = read_again(reload, &cfg).await else { continue };
+                if let Some(n) = &notifier {
+                    n.send("RELOADING=1");
+                }
+                // The new listener first: if it cannot be bound, nothing
+                // changes.
+                let old_listener = generation.listener.take();
+                let listener = match health_listener(&new, old_listener.clone()) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        error!("the configuration was not reloaded: {}", chain(&e));
+                        generation.listener = old_listener;
+                        if let Some(n) = &notifier {
+                            n.send("READY=1");
+                        }
+                        continue;
+                    }
+                };
+                drop(old_listener);
+                generation.stop().await;
+                crate::logging::apply(new.log_level, new.log_format);
+                let root = Arc::new(Root::new(&new.cert_dir));
+                prepare_outputs(&new, &root).await;
+                let publisher = generation.publisher.reconfigured(root);
+                status_tx.send_modify(|s| *s = s.reconfigured(&new));
+                let _ = process_tx.send(new.process.clone());
+                has_process = new.process.cmd.is_some() || new.process.pid_file.is_some();
+                cfg = new;
+                generation = Generation::start(&cfg, publisher, listener, &status_rx, &metrics, &token);
+                info!("configuration reloaded");
+                if let Some(n) = &notifier {
+                    n.send("READY=1");
+                }
+            }
+        }
     };
     if child_exit.is_none() {
         info!(signal = sig.as_str(), "shutting down");
     }
-    if !publisher.close(WRITE_GRACE).await {
-        warn!(
-            "a credential write did not finish within {}s of the shutdown signal",
-            WRITE_GRACE.as_secs()
-        );
-    }
+    generation.stop().await;
     token.cancel();
     let _ = stop_tx.send(Some(sig));
-
-    let drained =
-        tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        warn!("some tasks did not stop in time; aborting them");
-        tasks.abort_all();
-    }
+    let _ = tokio::time::timeout(DRAIN, async {
+        while background.join_next().await.is_some() {}
+    })
+    .await;
+    background.abort_all();
     if let Some(code) = child_exit {
         return Ok(code);
     }
@@ -343,6 +472,121 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = Signal>) -> Result<
             Ok(0)
         }
     }
+}
+
+/// Reads and validates the configuration again (off the runtime thread);
+/// `None`, with every problem logged, when it cannot be used.
+async fn read_again(reload: &Reloader, old: &Config) -> Option<Config> {
+    info!("received SIGHUP: reading the configuration again");
+    // The closure reads a file: off the runtime thread.
+    let reload = Arc::clone(reload);
+    let loaded = match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!("the configuration was not reloaded: reading it failed ({e})");
+            return None;
+        }
+    };
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            for w in e.warnings() {
+                warn!("{w}");
+            }
+            error!(
+                "the configuration was not reloaded; the helper runs on with the one it has: {e}"
+            );
+            return None;
+        }
+    };
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+    let new = loaded.config;
+    if !new.daemon_mode {
+        error!(
+            "the configuration was not reloaded: it turns daemon mode off, which takes a restart"
+        );
+        return None;
+    }
+    let changed = changes(old, &new);
+    if changed.is_empty() {
+        info!("the configuration is unchanged");
+    } else {
+        info!(changed = %changed.join(", "), "the configuration changed");
+    }
+    Some(new)
+}
+
+/// The parts of the configuration that differ, by name.
+fn changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut differ = |name: &'static str, a: String, b: String| {
+        if a != b {
+            out.push(name);
+        }
+    };
+    differ(
+        "agent_address",
+        old.agent_socket.display().to_string(),
+        new.agent_socket.display().to_string(),
+    );
+    differ(
+        "cert_dir",
+        old.cert_dir.display().to_string(),
+        new.cert_dir.display().to_string(),
+    );
+    differ("hint", format!("{:?}", old.hint), format!("{:?}", new.hint));
+    differ(
+        "x509 outputs",
+        format!("{:?}", old.x509),
+        format!("{:?}", new.x509),
+    );
+    differ(
+        "jwt_svids",
+        format!("{:?}", old.jwt_svids),
+        format!("{:?}", new.jwt_svids),
+    );
+    differ(
+        "jwt_bundle_file_name",
+        format!("{:?}", old.jwt_bundle),
+        format!("{:?}", new.jwt_bundle),
+    );
+    differ(
+        "cmd",
+        format!("{:?}", old.process.cmd),
+        format!("{:?}", new.process.cmd),
+    );
+    differ(
+        "process",
+        format!(
+            "{:?}",
+            (
+                &old.process.pid_file,
+                old.process.renew_signal,
+                old.process.exit_policy
+            )
+        ),
+        format!(
+            "{:?}",
+            (
+                &new.process.pid_file,
+                new.process.renew_signal,
+                new.process.exit_policy
+            )
+        ),
+    );
+    differ(
+        "health_checks",
+        format!("{:?}", old.health),
+        format!("{:?}", new.health),
+    );
+    differ(
+        "logging",
+        format!("{:?}", (old.log_level, old.log_format)),
+        format!("{:?}", (new.log_level, new.log_format)),
+    );
+    out
 }
 
 /// One refresher per `jwt_svids` entry, started one after another: a
@@ -377,21 +621,19 @@ async fn start_refreshers(
     while running.join_next().await.is_some() {}
 }
 
-/// SIGHUP, SIGUSR1 and SIGUSR2 would end the process by default (leaving
-/// `cmd` behind): they are logged and otherwise ignored.
+/// SIGUSR1 and SIGUSR2 would end the process by default (leaving `cmd`
+/// behind): they are logged and otherwise ignored. (SIGHUP reloads.)
 async fn ignore_signals(token: CancellationToken) {
-    let (Ok(mut hup), Ok(mut usr1), Ok(mut usr2)) = (
-        signal(SignalKind::hangup()),
+    let (Ok(mut usr1), Ok(mut usr2)) = (
         signal(SignalKind::user_defined1()),
         signal(SignalKind::user_defined2()),
     ) else {
-        warn!("cannot handle SIGHUP, SIGUSR1 and SIGUSR2: they end the helper");
+        warn!("cannot handle SIGUSR1 and SIGUSR2: they end the helper");
         return;
     };
     loop {
         let name = tokio::select! {
             () = token.cancelled() => return,
-            _ = hup.recv() => "SIGHUP",
             _ = usr1.recv() => "SIGUSR1",
             _ = usr2.recv() => "SIGUSR2",
         };

@@ -106,7 +106,7 @@ fn current_cap() -> usize {
 
 /// Serves until `token` is cancelled.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     cfg: HealthConfig,
     status: StatusRx,
     metrics: Metrics,

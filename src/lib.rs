@@ -17,6 +17,7 @@
 //! - `app`: daemon mode: the watchers, JWT refreshers, health server and
 //!   process supervisor under one cancellation token.
 //! - `status`, `health`: the shared write status and the HTTP probes.
+//! - `notify`: systemd's readiness protocol.
 //! - `supervisor`: starting and signalling `cmd` and the pid-file process.
 //! - `clock`, `backoff`, `secret`: small shared pieces.
 
@@ -31,6 +32,7 @@ pub mod health;
 pub mod jwt;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod oneshot;
 pub mod publish;
 pub mod refresh;

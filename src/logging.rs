@@ -45,28 +45,72 @@ pub fn filter(rust_log: Option<&str>, level: Option<tracing::Level>) -> Targets 
         })
 }
 
+/// The filter in force, swapped at a reload.
+static FILTER: OnceLock<tracing_subscriber::reload::Handle<Targets, tracing_subscriber::Registry>> =
+    OnceLock::new();
+/// Whether lines are JSON (`log_format = "json"`), switched at a reload.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Installs the global subscriber. Call once, before the first log line.
 pub fn init(level: Option<tracing::Level>, format: LogFormat) {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let filter = filter(rust_log.as_deref(), level);
-    let registry = tracing_subscriber::registry().with(filter);
-    let writer = Queue::start(format, std::io::stderr());
-    match format {
-        LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(writer)
-                    .with_ansi(std::io::stderr().is_terminal())
-                    .with_target(false),
-            )
-            .init(),
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(JsonLine)
-                    .with_writer(writer),
-            )
-            .init(),
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(filter(rust_log.as_deref(), level));
+    let _ = FILTER.set(handle);
+    JSON.store(format == LogFormat::Json, Ordering::SeqCst);
+    let writer = Queue::start(std::io::stderr());
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .event_format(Switch {
+                    text: tracing_subscriber::fmt::format().with_target(false),
+                })
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(writer),
+        )
+        .init();
+}
+
+/// Applies a reloaded configuration's `log_level` and `log_format`
+/// (`RUST_LOG`, when set, still wins for the level).
+pub fn apply(level: Option<tracing::Level>, format: LogFormat) {
+    if let Some(h) = FILTER.get() {
+        let rust_log = std::env::var("RUST_LOG").ok();
+        let _ = h.reload(filter(rust_log.as_deref(), level));
+    }
+    JSON.store(format == LogFormat::Json, Ordering::SeqCst);
+}
+
+fn format_now() -> LogFormat {
+    if JSON.load(Ordering::SeqCst) {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    }
+}
+
+/// Text or JSON lines, as the configuration in force says.
+struct Switch {
+    text: tracing_subscriber::fmt::format::Format,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Switch
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if JSON.load(Ordering::Relaxed) {
+            JsonLine.format_event(ctx, writer, event)
+        } else {
+            self.text.format_event(ctx, writer, event)
+        }
     }
 }
 
@@ -201,13 +245,13 @@ struct Queue {
 impl Queue {
     /// Starts the writer thread. Without a thread (none can be created),
     /// lines are written directly.
-    fn start<W: Write + Send + 'static>(format: LogFormat, out: W) -> Self {
+    fn start<W: Write + Send + 'static>(out: W) -> Self {
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE_LINES);
         let dropped = dropped_counter();
         let spawned = std::thread::Builder::new()
             .name("log".to_owned())
             .stack_size(64 * 1024)
-            .spawn(move || write_lines(&rx, out, format, &dropped));
+            .spawn(move || write_lines(&rx, out, &dropped));
         if spawned.is_err() {
             // Nothing reads the queue: every line would be dropped. Write
             // them on the caller's thread instead, as a last resort.
@@ -221,14 +265,14 @@ impl Queue {
 
 /// The writer thread: writes each line; after lines were dropped, says
 /// how many once a write succeeds again.
-fn write_lines<W: Write>(rx: &Receiver<Vec<u8>>, mut out: W, format: LogFormat, dropped: &Counter) {
+fn write_lines<W: Write>(rx: &Receiver<Vec<u8>>, mut out: W, dropped: &Counter) {
     let mut reported = 0;
     while let Ok(line) = rx.recv() {
         let ok = out.write_all(&line).is_ok();
         PENDING.fetch_sub(1, Ordering::SeqCst);
         let total = dropped.get();
         if ok && total > reported {
-            let note = dropped_note(format, total - reported);
+            let note = dropped_note(format_now(), total - reported);
             if out.write_all(note.as_bytes()).is_ok() {
                 reported = total;
             }
@@ -353,13 +397,10 @@ mod tests {
     fn a_stuck_writer_never_blocks_the_caller_and_the_drops_are_reported() {
         let open = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let q = Queue::start(
-            LogFormat::Text,
-            Gate {
-                open: std::sync::Arc::clone(&open),
-                seen: std::sync::Arc::clone(&seen),
-            },
-        );
+        let q = Queue::start(Gate {
+            open: std::sync::Arc::clone(&open),
+            seen: std::sync::Arc::clone(&seen),
+        });
         let before = dropped_counter().get();
         let started = Instant::now();
         for i in 0..QUEUE_LINES + 100 {

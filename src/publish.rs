@@ -117,6 +117,25 @@ impl Publisher {
         }
     }
 
+    /// A publisher for a reloaded configuration: the same status, metrics
+    /// and renewals, `cert_dir` as `root`, and whether the first X.509
+    /// batch was seen (so an unchanged update after a reload signals
+    /// nothing).
+    #[must_use]
+    pub fn reconfigured(&self, root: Arc<Root>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                root,
+                status: self.inner.status.clone(),
+                metrics: self.inner.metrics.clone(),
+                renewals: self.inner.renewals.clone(),
+                x509_seen: AtomicBool::new(self.inner.x509_seen.load(Ordering::SeqCst)),
+                gate: Mutex::new(Gate::default()),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
     /// Writes `batch` for `update`. Unchanged files are left alone; the
     /// supervisor hears of an X.509 batch only when something changed (or
     /// for the first one after start-up).

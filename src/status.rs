@@ -160,6 +160,31 @@ impl Status {
         }
     }
 
+    /// The status for a reloaded configuration: its outputs as new, what
+    /// is known of the child and the pid file kept where they are still
+    /// configured, the streams' history kept.
+    #[must_use]
+    pub fn reconfigured(&self, cfg: &Config) -> Self {
+        let mut new = Self::new(cfg);
+        if let (Some(n), Some(o)) = (&mut new.process, &self.process) {
+            n.pid = o.pid;
+            n.running = o.running;
+            n.starts = o.starts;
+            n.last_exit.clone_from(&o.last_exit);
+        }
+        if let (Some(n), Some(o)) = (&mut new.pid_file, &self.pid_file) {
+            if n.path == o.path {
+                *n = o.clone();
+            }
+        }
+        for (name, st) in &self.streams {
+            if let Some(n) = new.streams.get_mut(name) {
+                *n = st.clone();
+            }
+        }
+        new
+    }
+
     fn all(&self) -> impl Iterator<Item = WriteStatus> + '_ {
         self.x509.into_iter().chain(self.jwt.values().copied())
     }

@@ -71,7 +71,8 @@ pub struct Reports {
 /// up to [`CHILD_GRACE`], then SIGKILL) or, with `cmd_exit_policy = "exit"`,
 /// until the child exits.
 pub async fn run(
-    cfg: ProcessConfig,
+    mut cfg: ProcessConfig,
+    mut updates: watch::Receiver<ProcessConfig>,
     mut renewals: watch::Receiver<u64>,
     mut stop: watch::Receiver<Option<Signal>>,
     reports: Reports,
@@ -81,7 +82,8 @@ pub async fn run(
     let mut renewals_open = true;
     let mut restart_at: Option<tokio::time::Instant> = None;
     let mut restart_backoff = Backoff::new(RESTART_FIRST, RESTART_MAX);
-    let exit_mode = cfg.exit_policy == ExitPolicy::Exit;
+    let mut exit_mode = cfg.exit_policy == ExitPolicy::Exit;
+    let mut updates_open = true;
     loop {
         tokio::select! {
             biased;
@@ -97,6 +99,30 @@ pub async fn run(
                     };
                     return Ended::Stopped { child_code: code.filter(|_| exit_mode) };
                 }
+            }
+            changed = updates.changed(), if updates_open => {
+                if changed.is_err() {
+                    updates_open = false;
+                    continue;
+                }
+                let new = updates.borrow_and_update().clone();
+                // A reload restarts the child only when cmd or cmd_args
+                // changed; everything else applies from the next renewal.
+                if new.cmd != cfg.cmd {
+                    // The new one starts now where the old one ran (the
+                    // credentials are on disk), else at the next renewal.
+                    let was_running = child.is_some();
+                    if let Some(c) = child.take() {
+                        info!("cmd changed in the reloaded configuration: stopping the running one");
+                        stop_child(c, Signal::SIGTERM, &reports).await;
+                    }
+                    restart_at = None;
+                    if let (true, Some(cmd)) = (was_running, &new.cmd) {
+                        child = start(cmd, new.renew_signal, &reports);
+                    }
+                }
+                exit_mode = new.exit_policy == ExitPolicy::Exit;
+                cfg = new;
             }
             status = wait(&mut child) => {
                 let Some(ran) = child.take() else { continue };
