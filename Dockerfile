@@ -1,9 +1,12 @@
 # syntax=docker/dockerfile:1
-# A fully static spiffe-helper on distroless/static: no shell, no libc, just
-# the binary. ENTRYPOINT matches the Go helper's image, so manifests passing
-# `args: ["-config", "/path/helper.conf"]` keep working.
+# A fully static spiffe-helper FROM scratch: no shell, no libc, no CA store
+# or time zone data (the helper needs none), no passwd file (the uid is
+# numeric), just the binary. ENTRYPOINT matches the Go helper's image, so
+# manifests passing `args: ["-config", "/path/helper.conf"]` keep working.
+# To package a static binary built already (.ci/static-build), without this
+# Rust stage: .ci/Containerfile, as .ci/image does.
 
-FROM rust:1.88-slim-bookworm AS build
+FROM docker.io/library/rust:1.88-slim-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -18,15 +21,15 @@ RUN target="$(uname -m)-unknown-linux-musl" \
  && cargo build --release --locked --bin spiffe-helper --target "$target" \
  && cp "target/$target/release/spiffe-helper" /spiffe-helper
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM scratch
 LABEL org.opencontainers.image.title="spiffe-helper" \
       org.opencontainers.image.description="Keeps a workload's SPIFFE X.509 and JWT SVIDs on disk, rotated" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/spiffe/spiffe-helper-rs"
 COPY --from=build /spiffe-helper /spiffe-helper
-# Runs as the distroless "nonroot" user (65532) by default; set runAsUser
-# to the uid your SPIRE registration entries select, and give cert_dir a
-# volume that user can write (an emptyDir is).
+# Runs as uid 65532 by default (the Go helper's image runs as root): set
+# runAsUser to the uid your SPIRE registration entries select, and give
+# cert_dir a volume that user can write (an emptyDir is).
 USER 65532:65532
 ENTRYPOINT ["/spiffe-helper"]
 CMD ["-config", "helper.conf"]
