@@ -934,16 +934,7 @@ fn stage(w: &FileWrite, place: Place) -> Result<Staged, WriteError> {
 fn stage_in_place(w: &FileWrite, place: Place) -> Result<Staged, WriteError> {
     let dir_text = display_dir(parent_dir(&w.path));
     let uid = nix::unistd::geteuid();
-    let dir_facts = fstat(&*place.dir).map_or_else(
-        |_| String::new(),
-        |st| {
-            format!(
-                " (owner uid {}, mode {:04o})",
-                st.st_uid,
-                st.st_mode & 0o7777
-            )
-        },
-    );
+    let dir_facts = owner_and_mode(&place.dir);
     let denied = |what: &str| {
         WriteError::with_reason(
             &w.path,
@@ -1253,16 +1244,7 @@ pub fn unwritable_dirs(root: &Root, targets: &[PathBuf]) -> Vec<String> {
             AtFlags::AT_EACCESS,
         );
         if writable == Err(Errno::EACCES) || writable == Err(Errno::EROFS) {
-            let facts = fstat(&*fd).map_or_else(
-                |_| String::new(),
-                |st| {
-                    format!(
-                        " (owner uid {}, mode {:04o})",
-                        st.st_uid,
-                        st.st_mode & 0o7777
-                    )
-                },
-            );
+            let facts = owner_and_mode(&fd);
             out.push(format!(
                 "directory {}{facts} does not let the helper (uid {}) create files: its existing files are rewritten in place (truncated and written), so a reader may see a partly written file and a failed write cannot always be undone; new files there cannot be created",
                 display_dir(if d.as_os_str().is_empty() { root.path() } else { d }),
@@ -1271,6 +1253,21 @@ pub fn unwritable_dirs(root: &Root, targets: &[PathBuf]) -> Vec<String> {
         }
     }
     out
+}
+
+/// ` (owner uid N, mode 0755)` of a directory, for messages; empty when it
+/// cannot be read.
+fn owner_and_mode(dir: &OwnedFd) -> String {
+    fstat(dir).map_or_else(
+        |_| String::new(),
+        |st| {
+            format!(
+                " (owner uid {}, mode {:04o})",
+                st.st_uid,
+                st.st_mode & 0o7777
+            )
+        },
+    )
 }
 
 /// The directory holding `path`; `.` for a bare file name.

@@ -300,6 +300,23 @@ impl Agent {
         }
     }
 
+    /// `stream` with its errors classified (off the runtime thread).
+    fn classified<T: Send + 'static>(
+        &self,
+        stream: impl Stream<Item = Result<T, WorkloadApiError>> + Send + 'static,
+    ) -> std::pin::Pin<Box<dyn Stream<Item = Result<T, WorkloadError>> + Send>> {
+        let agent = self.clone();
+        Box::pin(stream.then(move |r| {
+            let agent = agent.clone();
+            async move {
+                match r {
+                    Ok(v) => Ok(v),
+                    Err(e) => Err(agent.err(e).await),
+                }
+            }
+        }))
+    }
+
     /// One X.509 context: every SVID issued to this workload with its
     /// bundle, and the federated bundles.
     pub async fn fetch_x509(&self, deadline: Duration) -> Result<X509Context, WorkloadError> {
@@ -314,19 +331,10 @@ impl Agent {
         impl Stream<Item = Result<X509Context, WorkloadError>> + Send + Unpin + 'static,
         WorkloadError,
     > {
-        let agent = self.clone();
         let stream = self
             .bounded(CALL_DEADLINE, self.client.stream_x509_contexts())
             .await?;
-        Ok(Box::pin(stream.then(move |r| {
-            let agent = agent.clone();
-            async move {
-                match r {
-                    Ok(v) => Ok(v),
-                    Err(e) => Err(agent.err(e).await),
-                }
-            }
-        })))
+        Ok(self.classified(stream))
     }
 
     /// A JWT-SVID for `audiences` (first is the main audience). With a hint,
@@ -379,19 +387,10 @@ impl Agent {
         impl Stream<Item = Result<JwtBundleSet, WorkloadError>> + Send + Unpin + 'static,
         WorkloadError,
     > {
-        let agent = self.clone();
         let stream = self
             .bounded(CALL_DEADLINE, self.client.stream_jwt_bundles())
             .await?;
-        Ok(Box::pin(stream.then(move |r| {
-            let agent = agent.clone();
-            async move {
-                match r {
-                    Ok(v) => Ok(v),
-                    Err(e) => Err(agent.err(e).await),
-                }
-            }
-        })))
+        Ok(self.classified(stream))
     }
 }
 
