@@ -171,6 +171,22 @@ fn health(cfg: &Config, r: &mut Report) {
     }
 }
 
+/// Where every key's value came from: `file`, `environment`, `command
+/// line` or `default`.
+fn sources(cfg: &Config) -> serde_json::Map<String, Value> {
+    use crate::config::keys::{HEALTH_KEYS, TOP_KEYS};
+    TOP_KEYS
+        .iter()
+        .filter(|k| **k != "health_checks")
+        .map(|k| (*k).to_owned())
+        .chain(HEALTH_KEYS.iter().map(|k| format!("health_checks.{k}")))
+        .map(|k| {
+            let from = cfg.sources.get(&k).copied().unwrap_or("default");
+            (k, Value::from(from))
+        })
+        .collect()
+}
+
 fn mode(m: u32) -> String {
     format!("{m:04o}")
 }
@@ -206,6 +222,7 @@ pub fn document(cfg: &Config, warnings: &[String], report: &Report) -> Value {
             "date": crate::build::DATE,
         },
         "config_file": cfg.source,
+        "sources": sources(cfg),
         "effective": {
             "agent_socket": cfg.agent_socket,
             "cert_dir": shown(&cfg.cert_dir),

@@ -25,6 +25,9 @@ pub struct CliArgs {
     /// `-check`: validate the configuration and the environment, print
     /// the effective configuration, and exit.
     pub check: bool,
+    /// `-expandEnv`: `$VAR` and `${VAR}` in the file replaced from the
+    /// environment before it is read, as SPIRE's agent and server do.
+    pub expand_env: bool,
     /// What followed the first argument that is not a flag: ignored, as
     /// Go's `flag` package leaves it (with a warning, since it is usually
     /// `-daemon-mode false` meant as `-daemon-mode=false`).
@@ -46,7 +49,7 @@ impl std::error::Error for CliError {}
 /// The usage text printed by `-help` and after a command-line error.
 pub fn usage() -> String {
     concat!(
-        "Usage: spiffe-helper [-config FILE] [-daemon-mode=BOOL] [-check] [-version] [-help]\n",
+        "Usage: spiffe-helper [-config FILE] [-daemon-mode=BOOL] [-expandEnv] [-check] [-version] [-help]\n",
         "\n",
         "Fetches the workload's SPIFFE identity from the Workload API, writes it to\n",
         "files and keeps it rotated.\n",
@@ -61,6 +64,9 @@ pub fn usage() -> String {
         "        validate the configuration and the environment (cert_dir, cmd, the\n",
         "        health address) without contacting the agent, print the effective\n",
         "        configuration as JSON, and exit 0 or 1\n",
+        "  -expandEnv\n",
+        "        replace $VAR and ${VAR} in the configuration file with the\n",
+        "        environment's values before reading it (unset: empty)\n",
         "  -version\n",
         "        print the version and exit\n",
         "  -help, -h\n",
@@ -68,6 +74,8 @@ pub fn usage() -> String {
         "\n",
         "Flags take one or two dashes; values go after `=` or as the next argument.\n",
         "Logs go to stderr; set the level with RUST_LOG (error, warn, info, debug).\n",
+        "SPIFFE_HLP_<KEY> environment variables override the file's keys\n",
+        "(SPIFFE_HLP_CERT_DIR, SPIFFE_HLP_HEALTH_CHECKS_BIND_PORT, ...).\n",
     )
     .to_owned()
 }
@@ -85,6 +93,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
     let mut daemon_mode = None;
     let mut version = false;
     let mut check = false;
+    let mut expand_env = false;
     let mut ignored = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -125,7 +134,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
                 };
                 config = PathBuf::from(v);
             }
-            "daemon-mode" | "version" | "check" => {
+            "daemon-mode" | "version" | "check" | "expandEnv" => {
                 let value = match value.map(std::str::from_utf8) {
                     None => None,
                     Some(Ok(v)) => Some(v),
@@ -140,6 +149,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
                 match name {
                     "version" => version = b,
                     "check" => check = b,
+                    "expandEnv" => expand_env = b,
                     _ => daemon_mode = Some(b),
                 }
             }
@@ -153,6 +163,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
         config,
         daemon_mode,
         check,
+        expand_env,
         ignored,
     }))
 }
@@ -337,7 +348,14 @@ mod tests {
     #[test]
     fn usage_names_every_flag() {
         let u = usage();
-        for f in ["-config", "-daemon-mode", "-check", "-version", "-help"] {
+        for f in [
+            "-config",
+            "-daemon-mode",
+            "-expandEnv",
+            "-check",
+            "-version",
+            "-help",
+        ] {
             assert!(u.contains(f), "{f}");
         }
     }

@@ -34,7 +34,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let loaded = config::load(&args.config, args.daemon_mode, &|k| std::env::var(k).ok());
+    let sources = config::Sources::from_process(args.expand_env);
+    let loaded = config::load_with(&args.config, args.daemon_mode, &sources, &|k| {
+        std::env::var(k).ok()
+    });
     let code = app::main(loaded, &args);
     ExitCode::from(code)
 }

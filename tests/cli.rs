@@ -155,3 +155,105 @@ async fn arguments_left_after_the_flags_are_named_in_a_warning() {
         "write -daemon-mode=false",
     ]);
 }
+
+/// `-check` with `env` set (`args` before `-check`).
+async fn check_env(
+    w: &Workdir,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, serde_json::Value, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-check", "-config", "helper.conf"]);
+    let mut c = w.command(&all);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let run = w.run_cmd(c).await;
+    let doc = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    (run.code, doc, run.stderr)
+}
+
+#[tokio::test]
+async fn spiffe_hlp_variables_override_the_file_and_check_says_where_values_came_from() {
+    let w = Workdir::new();
+    std::fs::create_dir(w.path().join("other")).unwrap();
+    w.conf(&x509_conf(
+        std::path::Path::new("/run/agent.sock"),
+        "key_file_mode = 0600\n",
+    ));
+    let (code, doc, stderr) = check_env(
+        &w,
+        &[],
+        &[
+            ("SPIFFE_HLP_CERT_DIR", "other"),
+            ("SPIFFE_HLP_KEY_FILE_MODE", "0640"),
+            ("SPIFFE_HLP_OMIT_EXPIRED", "true"),
+            ("SPIFFE_HLP_HEALTH_CHECKS_BIND_PORT", "9123"),
+            (
+                "SPIFFE_HLP_JWT_SVIDS",
+                "[{ jwt_audience = \"db\", jwt_svid_file_name = \"db.jwt\" }]",
+            ),
+            ("SPIFFE_HLP_CERTDIR", "typo"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{doc:#}\n{stderr}");
+    let e = &doc["effective"];
+    assert_eq!(e["cert_dir"], "other");
+    assert_eq!(
+        e["x509"]["svid_key_file"],
+        serde_json::json!({"path": "other/svid_key.pem", "mode": "0640"})
+    );
+    assert_eq!(e["x509"]["omit_expired"], true);
+    assert_eq!(e["health_checks"]["bind_port"], 9123);
+    assert_eq!(e["jwt_svids"][0]["file"]["path"], "other/db.jwt");
+    let s = &doc["sources"];
+    assert_eq!(s["cert_dir"], "environment");
+    assert_eq!(s["key_file_mode"], "environment");
+    assert_eq!(s["svid_file_name"], "file");
+    assert_eq!(s["cert_file_mode"], "default");
+    assert_eq!(s["health_checks.bind_port"], "environment");
+    // A variable that names no key: a warning naming the nearest.
+    assert!(
+        doc["warnings"].to_string().contains("SPIFFE_HLP_CERTDIR names no configuration key and is ignored; did you mean SPIFFE_HLP_CERT_DIR?"),
+        "{doc:#}"
+    );
+    // A bad value names the variable.
+    let (code, doc, _) = check_env(&w, &[], &[("SPIFFE_HLP_KEY_FILE_MODE", "rw")]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        doc["problems"]
+            .to_string()
+            .contains("environment variable SPIFFE_HLP_KEY_FILE_MODE: "),
+        "{doc:#}"
+    );
+    // The flag wins over the environment.
+    let (_, doc, _) = check_env(
+        &w,
+        &["-daemon-mode=false"],
+        &[("SPIFFE_HLP_DAEMON_MODE", "true")],
+    )
+    .await;
+    assert_eq!(doc["effective"]["daemon_mode"], false);
+    assert_eq!(doc["sources"]["daemon_mode"], "command line");
+}
+
+#[tokio::test]
+async fn expand_env_replaces_variables_in_the_file_before_it_is_read() {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    let w = Workdir::new();
+    w.conf(
+        "agent_address = \"${AGENT_SOCKET}\"\ncert_dir = \"$CERTS\"\ndaemon_mode = false\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"key.pem\"\nsvid_bundle_file_name = \"bundle.pem\"\ncmd_args = \"$UNSET_VARIABLE\"\n",
+    );
+    let socket = api.socket_path().display().to_string();
+    let mut c = w.command(&["-expandEnv", "-config", "helper.conf"]);
+    c.env("AGENT_SOCKET", &socket).env("CERTS", "certs");
+    w.run_cmd(c).await.assert_success();
+    assert_eq!(w.cert_listing(), ["bundle.pem", "key.pem", "svid.pem"]);
+    // Without the flag the text is read as written (HCL v1 has no templates).
+    let (_, doc, _) = check_env(&w, &[], &[("CERTS", "certs")]).await;
+    assert_eq!(doc["effective"]["cert_dir"], "$CERTS");
+}

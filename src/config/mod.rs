@@ -20,6 +20,12 @@ use nix::sys::signal::Signal;
 
 pub mod cmd_args;
 pub mod endpoint;
+mod environ;
+
+/// The configuration's keys, for `-check`.
+pub(crate) mod keys {
+    pub(crate) use super::read::{HEALTH_KEYS, TOP_KEYS};
+}
 mod hcl1;
 mod json;
 mod number;
@@ -60,6 +66,33 @@ pub struct Config {
     /// `oneshot_max_wait`: how long one-shot mode waits in all for an agent
     /// that is not there yet or has no identity for the workload yet.
     pub oneshot_max_wait: std::time::Duration,
+    /// Where each key that is set came from (`file` or `environment`), as
+    /// `cert_dir` or `health_checks.bind_port`; the rest are defaults.
+    pub sources: std::collections::BTreeMap<String, &'static str>,
+}
+
+/// Where configuration comes from besides the file.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// `-expandEnv`: `$VAR` and `${VAR}` in the file replaced first.
+    pub expand_env: bool,
+    /// The environment's `SPIFFE_HLP_` variables (others are ignored).
+    pub vars: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// From the process environment.
+    pub fn from_process(expand_env: bool) -> Self {
+        Self {
+            expand_env,
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| {
+                    Some((k.into_string().ok()?, v.to_string_lossy().into_owned()))
+                })
+                .filter(|(k, _)| k.starts_with(environ::PREFIX))
+                .collect(),
+        }
+    }
 }
 
 /// `log_format`: human-readable lines or one JSON object per line.
@@ -287,6 +320,16 @@ pub fn load(
     daemon_mode_flag: Option<bool>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
+    load_with(path, daemon_mode_flag, &Sources::default(), env)
+}
+
+/// [`load`], with the environment's variables and `-expandEnv`.
+pub fn load_with(
+    path: &Path,
+    daemon_mode_flag: Option<bool>,
+    sources: &Sources,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
     let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -322,7 +365,7 @@ pub fn load(
             });
         }
     };
-    parse(&text, path, daemon_mode_flag, env)
+    parse_with(&text, path, daemon_mode_flag, sources, env)
 }
 
 /// Validates configuration text read from `origin`.
@@ -332,8 +375,26 @@ pub fn parse(
     daemon_mode_flag: Option<bool>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
+    parse_with(text, origin, daemon_mode_flag, &Sources::default(), env)
+}
+
+/// [`parse`], with the environment's variables and `-expandEnv`.
+pub fn parse_with(
+    text: &str,
+    origin: &Path,
+    daemon_mode_flag: Option<bool>,
+    sources: &Sources,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
     let origin_name = origin.display().to_string();
-    let doc = tree::parse(text).map_err(|e| ConfigError::Invalid {
+    let expanded;
+    let text = if sources.expand_env {
+        expanded = environ::expand(text, env);
+        expanded.as_str()
+    } else {
+        text
+    };
+    let mut doc = tree::parse(text).map_err(|e| ConfigError::Invalid {
         origin: origin_name.clone(),
         problems: vec![Problem {
             line: Some(e.line),
@@ -349,8 +410,38 @@ pub fn parse(
     for (line, warning) in doc.warnings {
         report.warn(Some(line), warning);
     }
+    let mut from: std::collections::BTreeMap<String, &'static str> =
+        std::collections::BTreeMap::new();
+    for e in &doc.entries {
+        let key = e.key.to_ascii_lowercase();
+        if key == "health_checks" {
+            if let tree::Value::Object(inner) = &e.node.value {
+                for i in inner {
+                    from.insert(
+                        format!("health_checks.{}", i.key.to_ascii_lowercase()),
+                        "file",
+                    );
+                }
+            }
+        } else {
+            from.insert(key, "file");
+        }
+    }
+    let overlay = environ::overlay(&sources.vars);
+    for w in &overlay.warnings {
+        report.warn(None, w.clone());
+    }
+    for k in &overlay.keys {
+        from.insert(k.clone(), "environment");
+    }
+    environ::apply(&mut doc.entries, &overlay);
+    report.name_lines(overlay.names);
     let raw = read::read(&doc.entries, &mut report);
-    let config = rules::validate(raw, origin, daemon_mode_flag, env, &mut report);
+    let mut config = rules::validate(raw, origin, daemon_mode_flag, env, &mut report);
+    if daemon_mode_flag.is_some() {
+        from.insert("daemon_mode".to_owned(), "command line");
+    }
+    config.sources = from;
     report.finish(config)
 }
 

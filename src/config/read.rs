@@ -19,7 +19,7 @@ use super::{
     DEFAULT_ONESHOT_MAX_WAIT, SHOWN_PROBLEMS,
 };
 
-pub(super) const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "agent_address",
     "cert_dir",
     "svid_file_name",
@@ -50,7 +50,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "oneshot_max_wait",
 ];
 pub(super) const JWT_KEYS: &[&str] = &["jwt_audience", "jwt_extra_audiences", "jwt_svid_file_name"];
-pub(super) const HEALTH_KEYS: &[&str] = &[
+pub(crate) const HEALTH_KEYS: &[&str] = &[
     "listener_enabled",
     "bind_port",
     "liveness_path",
@@ -65,6 +65,8 @@ pub(super) const HEALTH_KEYS: &[&str] = &[
 pub(super) struct Report {
     origin: String,
     format: Format,
+    /// Lines that stand for environment variables, with their names.
+    env_lines: Vec<(usize, String)>,
     problems: Vec<Problem>,
     warnings: Vec<(Option<usize>, String)>,
 }
@@ -74,6 +76,7 @@ impl Report {
         Self {
             origin,
             format,
+            env_lines: Vec::new(),
             problems: Vec::new(),
             warnings: Vec::new(),
         }
@@ -104,7 +107,40 @@ impl Report {
 
     /// The configuration, or every problem; warnings either way, in file
     /// order, at most [`SHOWN_PROBLEMS`] of them and a count of the rest.
+    /// Messages at these lines name the environment variable instead.
+    pub fn name_lines(&mut self, names: Vec<(usize, String)>) {
+        self.env_lines = names;
+    }
+
+    /// A message at an environment variable's line, as that variable's.
+    fn as_variable(&self, line: Option<usize>, message: &str) -> Option<String> {
+        let l = line?;
+        let (_, name) = self.env_lines.iter().find(|(n, _)| *n == l)?;
+        Some(format!("environment variable {name}: {message}"))
+    }
+
     pub fn finish(mut self, config: Config) -> Result<Loaded, ConfigError> {
+        let env_problems: Vec<Problem> = self
+            .problems
+            .iter()
+            .map(|p| match self.as_variable(p.line, &p.message) {
+                Some(message) => Problem {
+                    line: None,
+                    message,
+                },
+                None => p.clone(),
+            })
+            .collect();
+        self.problems = env_problems;
+        let env_warnings: Vec<(Option<usize>, String)> = self
+            .warnings
+            .iter()
+            .map(|(l, w)| match self.as_variable(*l, w) {
+                Some(message) => (None, message),
+                None => (*l, w.clone()),
+            })
+            .collect();
+        self.warnings = env_warnings;
         let by_line = |l: &Option<usize>| l.unwrap_or(usize::MAX);
         self.problems.sort_by_key(|p| by_line(&p.line));
         self.warnings.sort_by_key(|(l, _)| by_line(l));

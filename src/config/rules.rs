@@ -49,6 +49,7 @@ pub(super) fn validate(
         log_level: raw.log_level,
         log_format: raw.log_format,
         oneshot_max_wait: raw.oneshot_max_wait,
+        sources: std::collections::BTreeMap::new(),
     }
 }
 
