@@ -191,6 +191,14 @@ fn targets(cfg: &Config) -> Vec<PathBuf> {
         if let Some(c) = &x.credential_bundle {
             out.push(c.path.clone());
         }
+        if let Some(p) = &x.pkcs12 {
+            out.extend(
+                p.keystore
+                    .iter()
+                    .chain(&p.truststore)
+                    .map(|f| f.path.clone()),
+            );
+        }
     }
     if let Some(b) = &cfg.jwt_bundle {
         out.push(b.path.clone());

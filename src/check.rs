@@ -46,6 +46,9 @@ fn output_files(cfg: &Config) -> Vec<&OutputFile> {
             out.extend([&f.svid, &f.key, &f.bundle]);
         }
         out.extend(x.credential_bundle.as_ref());
+        if let Some(p) = &x.pkcs12 {
+            out.extend(p.keystore.iter().chain(&p.truststore));
+        }
     }
     out.extend(cfg.jwt_bundle.as_ref());
     out.extend(cfg.jwt_svids.iter().map(|j| &j.file));
@@ -204,6 +207,15 @@ pub fn document(cfg: &Config, warnings: &[String], report: &Report) -> Value {
             "svid_bundle_file": x.files.as_ref().map(|f| file(&f.bundle)),
             "credential_bundle_file": x.credential_bundle.as_ref().map(file),
             "trust_bundles_dir": x.trust_bundles.as_ref().map(|t| json!({ "path": t.dir, "mode": mode(t.mode) })),
+            "pkcs12": x.pkcs12.as_ref().map(|p| json!({
+                "keystore": p.keystore.as_ref().map(file),
+                "truststore": p.truststore.as_ref().map(file),
+                "password_file": p.password_file,
+                "profile": match p.profile {
+                    crate::pkcs12::Profile::Modern => "modern",
+                    crate::pkcs12::Profile::Legacy => "legacy",
+                },
+            })),
             "add_intermediates_to_bundle": x.add_intermediates_to_bundle,
             "include_federated_domains": x.include_federated_domains,
             "omit_expired": x.omit_expired,

@@ -8,6 +8,7 @@
 //!   error classes.
 //! - `x509`, `jwt`: pure rendering of credentials into file contents.
 //! - `disk`: the atomic, transactional writer every batch goes through.
+//! - `pkcs12`: keystores and truststores for Java workloads.
 //! - `publish`: the one place a rendered batch reaches the disk, the status
 //!   and the supervisor.
 //! - `watch`: the one stream loop (connect, subscribe, back off, report).
@@ -34,6 +35,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod oneshot;
+pub mod pkcs12;
 pub mod publish;
 pub mod refresh;
 pub mod secret;

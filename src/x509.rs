@@ -51,6 +51,8 @@ pub enum RenderError {
     BadCertificate(String),
     #[error("the private key the Workload API sent for {0} does not match its certificate")]
     KeyMismatch(String),
+    #[error(transparent)]
+    Pkcs12(#[from] crate::pkcs12::Pkcs12Error),
     #[error("the X.509 SVID the Workload API sent for {spiffe_id} expired at {not_after}: it is not written")]
     Expired {
         spiffe_id: String,
@@ -189,6 +191,19 @@ pub fn render(
             .writes
             .push(FileWrite::new(c.path.clone(), text, c.mode));
     }
+    if let Some(p) = &out.pkcs12 {
+        pkcs12_files(
+            p,
+            out,
+            &mut batch,
+            td,
+            bundles,
+            key_der,
+            leaf_der,
+            intermediates,
+            now,
+        )?;
+    }
     if let Some(f) = &out.files {
         batch.writes.push(FileWrite::new(
             f.svid.path.clone(),
@@ -210,6 +225,64 @@ pub fn render(
         refused_trust_domains,
     };
     Ok(X509Render { batch, info })
+}
+
+/// The PKCS#12 keystore (the key with its chain, leaf first, intermediates
+/// always: Java presents them) and truststore (the roots of the SVID's
+/// trust domain, and of the federated ones where
+/// `include_federated_domains` asks), `omit_expired` applied to both.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one render, passed on as they are"
+)]
+fn pkcs12_files(
+    p: &crate::config::Pkcs12Output,
+    out: &X509Output,
+    batch: &mut Batch,
+    td: &spiffe::TrustDomain,
+    bundles: &spiffe::X509BundleSet,
+    key_der: &[u8],
+    leaf_der: &[u8],
+    intermediates: &[&[u8]],
+    now: i64,
+) -> Result<(), RenderError> {
+    if let Some(t) = &p.truststore {
+        let mut roots: Vec<(String, &[u8])> = Vec::new();
+        for (name, bundle) in bundles.iter() {
+            if name != td && !out.include_federated_domains {
+                continue;
+            }
+            let certs: Vec<&[u8]> = bundle
+                .authorities()
+                .iter()
+                .map(spiffe::Certificate::as_bytes)
+                .collect();
+            let certs = if out.omit_expired {
+                retain_unexpired(certs, now)?
+            } else {
+                certs
+            };
+            for (i, der) in certs.into_iter().enumerate() {
+                roots.push((format!("{name}-{i}"), der));
+            }
+        }
+        let bytes = crate::pkcs12::truststore(&roots, &p.password, p.profile)?;
+        batch
+            .writes
+            .push(FileWrite::new(t.path.clone(), bytes, t.mode));
+    }
+    if let Some(k) = &p.keystore {
+        let mut chain: Vec<&[u8]> = vec![leaf_der];
+        chain.extend_from_slice(intermediates);
+        if out.omit_expired {
+            chain = retain_unexpired(chain, now)?;
+        }
+        let bytes = crate::pkcs12::keystore("spiffe", key_der, &chain, &p.password, p.profile)?;
+        batch
+            .writes
+            .push(FileWrite::new(k.path.clone(), bytes, k.mode));
+    }
+    Ok(())
 }
 
 /// `<dir>/<trust domain>.pem`, or `None` for a name that cannot be a safe
@@ -448,6 +521,7 @@ mod tests {
             }),
             credential_bundle: None,
             trust_bundles: None,
+            pkcs12: None,
             add_intermediates_to_bundle: false,
             include_federated_domains: false,
             omit_expired: false,

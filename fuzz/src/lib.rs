@@ -127,6 +127,7 @@ pub fn x509_output(
             dir: trust_bundles_dir(),
             mode: 0o644,
         }),
+        pkcs12: None,
         add_intermediates_to_bundle,
         include_federated_domains,
         omit_expired,

@@ -125,9 +125,36 @@ pub struct X509Output {
     pub credential_bundle: Option<OutputFile>,
     /// `trust_bundles_dir`: one `<trust domain>.pem` per trust domain.
     pub trust_bundles: Option<TrustBundlesDir>,
+    /// The PKCS#12 keystore and truststore, when either is configured.
+    pub pkcs12: Option<Pkcs12Output>,
     pub add_intermediates_to_bundle: bool,
     pub include_federated_domains: bool,
     pub omit_expired: bool,
+}
+
+/// `pkcs12_file_name` (mode `key_file_mode`), `pkcs12_truststore_file_name`
+/// (mode `cert_file_mode`), the password (the first line of
+/// `pkcs12_password_file`, read when the configuration is loaded) and
+/// `pkcs12_profile`.
+#[derive(Clone)]
+pub struct Pkcs12Output {
+    pub keystore: Option<OutputFile>,
+    pub truststore: Option<OutputFile>,
+    pub password: String,
+    pub password_file: PathBuf,
+    pub profile: crate::pkcs12::Profile,
+}
+
+impl fmt::Debug for Pkcs12Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkcs12Output")
+            .field("keystore", &self.keystore)
+            .field("truststore", &self.truststore)
+            .field("password", &"<redacted>")
+            .field("password_file", &self.password_file)
+            .field("profile", &self.profile)
+            .finish()
+    }
 }
 
 /// The three `svid_*` files.

@@ -48,6 +48,10 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "log_level",
     "log_format",
     "oneshot_max_wait",
+    "pkcs12_file_name",
+    "pkcs12_truststore_file_name",
+    "pkcs12_password_file",
+    "pkcs12_profile",
 ];
 pub(super) const JWT_KEYS: &[&str] = &["jwt_audience", "jwt_extra_audiences", "jwt_svid_file_name"];
 pub(crate) const HEALTH_KEYS: &[&str] = &[
@@ -240,6 +244,10 @@ pub(super) struct Raw {
     pub svid_bundle_file_name: Text,
     pub credential_bundle_file_name: Text,
     pub trust_bundles_dir: Text,
+    pub pkcs12_file_name: Text,
+    pub pkcs12_truststore_file_name: Text,
+    pub pkcs12_password_file: Text,
+    pub pkcs12_profile: Option<(crate::pkcs12::Profile, usize)>,
     pub add_intermediates_to_bundle: bool,
     pub include_federated_domains: bool,
     pub omit_expired: bool,
@@ -337,6 +345,17 @@ pub(super) fn read(entries: &[Entry], r: &mut Report) -> Raw {
         svid_bundle_file_name: path(r, "svid_bundle_file_name"),
         credential_bundle_file_name: path(r, "credential_bundle_file_name"),
         trust_bundles_dir: path(r, "trust_bundles_dir"),
+        pkcs12_file_name: path(r, "pkcs12_file_name"),
+        pkcs12_truststore_file_name: path(r, "pkcs12_truststore_file_name"),
+        pkcs12_password_file: path(r, "pkcs12_password_file"),
+        pkcs12_profile: r.choice(
+            "pkcs12_profile",
+            f.get("pkcs12_profile"),
+            &[
+                ("modern", crate::pkcs12::Profile::Modern),
+                ("legacy", crate::pkcs12::Profile::Legacy),
+            ],
+        ),
         add_intermediates_to_bundle: r
             .boolean(
                 "add_intermediates_to_bundle",

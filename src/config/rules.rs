@@ -150,6 +150,7 @@ fn outputs(
             r,
         )
     });
+    let pkcs12 = pkcs12(raw, &mut out, r);
     let trust_bundles = raw.trust_bundles_dir.get().and_then(|dir| {
         let rel = names.check_dir("trust_bundles_dir", dir, raw.trust_bundles_dir.line, r)?;
         Some(TrustBundlesDir {
@@ -162,6 +163,8 @@ fn outputs(
         && raw.jwt_bundle_file_name.is_empty()
         && raw.credential_bundle_file_name.is_empty()
         && raw.trust_bundles_dir.is_empty()
+        && raw.pkcs12_file_name.is_empty()
+        && raw.pkcs12_truststore_file_name.is_empty()
     {
         r.problem(
             None,
@@ -170,7 +173,10 @@ fn outputs(
     }
     // Key material readable by others is almost always a mistake (often a
     // decimal 644, which is mode 0204): say so, without refusing it.
-    if (files.is_some() || credential_bundle.is_some()) && raw.key_file_mode & 0o044 != 0 {
+    let keystore = pkcs12.as_ref().is_some_and(|p| p.keystore.is_some());
+    if (files.is_some() || credential_bundle.is_some() || keystore)
+        && raw.key_file_mode & 0o044 != 0
+    {
         r.warn(
             None,
             format!(
@@ -190,11 +196,16 @@ fn outputs(
             ),
         );
     }
-    let x509 = if files.is_some() || credential_bundle.is_some() || trust_bundles.is_some() {
+    let x509 = if files.is_some()
+        || credential_bundle.is_some()
+        || trust_bundles.is_some()
+        || pkcs12.is_some()
+    {
         Some(X509Output {
             files,
             credential_bundle,
             trust_bundles,
+            pkcs12,
             add_intermediates_to_bundle: raw.add_intermediates_to_bundle,
             include_federated_domains: raw.include_federated_domains,
             omit_expired: raw.omit_expired,
@@ -203,6 +214,89 @@ fn outputs(
         None
     };
     (x509, jwt_svids, jwt_bundle)
+}
+
+/// The PKCS#12 outputs, with the password read from its file (first line).
+fn pkcs12(
+    raw: &Raw,
+    out: &mut impl FnMut(&str, &str, Option<usize>, u32, &mut Report) -> Option<OutputFile>,
+    r: &mut Report,
+) -> Option<super::Pkcs12Output> {
+    let keystore = raw.pkcs12_file_name.get().and_then(|n| {
+        out(
+            "pkcs12_file_name",
+            n,
+            raw.pkcs12_file_name.line,
+            raw.key_file_mode,
+            r,
+        )
+    });
+    let truststore = raw.pkcs12_truststore_file_name.get().and_then(|n| {
+        out(
+            "pkcs12_truststore_file_name",
+            n,
+            raw.pkcs12_truststore_file_name.line,
+            raw.cert_file_mode,
+            r,
+        )
+    });
+    let wanted = !raw.pkcs12_file_name.is_empty() || !raw.pkcs12_truststore_file_name.is_empty();
+    if !wanted {
+        if let Some(line) = raw
+            .pkcs12_password_file
+            .line
+            .or(raw.pkcs12_profile.map(|(_, l)| l))
+        {
+            r.warn(
+                Some(line),
+                "pkcs12_password_file and pkcs12_profile are ignored without pkcs12_file_name or pkcs12_truststore_file_name".to_owned(),
+            );
+        }
+        return None;
+    }
+    let line = raw
+        .pkcs12_file_name
+        .line
+        .or(raw.pkcs12_truststore_file_name.line);
+    let Some(file) = raw.pkcs12_password_file.get() else {
+        r.problem(
+            line,
+            "a PKCS#12 output needs pkcs12_password_file: a file whose first line is the password (a well-known one such as changeit, with a tight file mode, is common practice)".to_owned(),
+        );
+        return None;
+    };
+    let password = match read_password(std::path::Path::new(file)) {
+        Ok(p) => p,
+        Err(why) => {
+            r.problem(
+                raw.pkcs12_password_file.line,
+                format!("pkcs12_password_file {}: {why}", quote(file)),
+            );
+            return None;
+        }
+    };
+    Some(super::Pkcs12Output {
+        keystore,
+        truststore,
+        password,
+        password_file: PathBuf::from(file),
+        profile: raw.pkcs12_profile.map(|(p, _)| p).unwrap_or_default(),
+    })
+}
+
+/// The first line of a password file (at most 4 KiB read).
+fn read_password(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut text))
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8(text).map_err(|_| "the password is not UTF-8 text".to_owned())?;
+    let first = text.lines().next().unwrap_or("").to_owned();
+    if first.is_empty() {
+        return Err("its first line, the password, is empty".to_owned());
+    }
+    Ok(first)
 }
 
 /// The output names seen so far, cleaned and relative to `cert_dir`, with
