@@ -160,3 +160,34 @@ pub fn truststore(
         write(&store, password, profile, "truststore")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_der() -> Vec<u8> {
+        fake_workload_api::Ca::root("example.org").cert_der()
+    }
+
+    #[test]
+    fn the_same_contents_give_the_same_bytes_and_new_contents_new_ones() {
+        let der = cert_der();
+        let roots = [("a-0".to_owned(), der.as_slice())];
+        let first = truststore(&roots, "changeit", Profile::Modern).unwrap();
+        assert_eq!(
+            truststore(&roots, "changeit", Profile::Modern).unwrap(),
+            first
+        );
+        // Another password or profile is another file.
+        assert_ne!(truststore(&roots, "other", Profile::Modern).unwrap(), first);
+        assert_ne!(truststore(&roots, "other", Profile::Legacy).unwrap(), first);
+        // And it reads back as one trusted certificate.
+        let store = p12_keystore::KeyStore::from_pkcs12(
+            &truststore(&roots, "other", Profile::Legacy).unwrap(),
+            "other",
+            p12_keystore::Pkcs12ImportPolicy::Strict,
+        )
+        .unwrap();
+        assert_eq!(store.entries_len(), 1);
+    }
+}
