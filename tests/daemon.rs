@@ -214,7 +214,17 @@ async fn readers_never_see_a_torn_file_and_the_key_matches_the_certificate_they_
             let read =
                 |name: &str| std::fs::read_to_string(certs.join(name)).expect("file present");
             let (mut reads, mut newest) = (0u64, 0usize);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Until told to stop and having read the last rotation (the
+            // stop comes once the certificate is on disk, maybe while this
+            // loop was between two reads of an older one).
+            let mut stopped_at = None;
+            loop {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let at = *stopped_at.get_or_insert_with(std::time::Instant::now);
+                    if newest == ROTATIONS || at.elapsed() > Duration::from_secs(10) {
+                        break;
+                    }
+                }
                 // The certificate first: the other two were renamed into
                 // place before it.
                 let cert = read("svid.pem");
