@@ -316,19 +316,14 @@ async fn a_stderr_nobody_drains_drops_log_lines_instead_of_stopping_the_helper()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_are_answered_through_a_slow_header_flood() {
     use tokio::io::AsyncWriteExt as _;
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let w = Workdir::new();
-    let socket = api.socket_path().to_owned();
-    let (d, port) = w
-        .spawn_with_health_port(
-            |port| x509_conf(&socket, &health_conf(port, "")),
-            &["-config", "helper.conf"],
-        )
-        .await;
-    wait_svid(&w, &first).await;
+    let HealthyDaemon {
+        api,
+        pki,
+        w,
+        d,
+        port,
+        ..
+    } = healthy_daemon("").await;
 
     // 300 connections, each trickling a request head one byte every 50 ms
     // and never finishing it; one that is closed connects again.
@@ -428,19 +423,14 @@ async fn a_stream_that_stays_silent_is_abandoned_with_a_warning_and_reopened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_svid_never_replaces_the_files_on_disk() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let w = Workdir::new();
-    let socket = api.socket_path().to_owned();
-    let (d, port) = w
-        .spawn_with_health_port(
-            |port| x509_conf(&socket, &health_conf(port, "")),
-            &["-config", "helper.conf"],
-        )
-        .await;
-    wait_svid(&w, &first).await;
+    let HealthyDaemon {
+        api,
+        pki,
+        w,
+        d,
+        port,
+        ..
+    } = healthy_daemon("").await;
     let before = [
         w.read("certs/svid.pem"),
         w.read("certs/svid_key.pem"),
@@ -650,28 +640,9 @@ async fn renew_signals_that_stop_a_process_are_refused_at_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_program_and_how_many_arguments_never_their_values() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let w = Workdir::new();
-    let socket = api.socket_path().to_owned();
-    let (_d, port) = w
-        .spawn_with_health_port(
-            |port| {
-                x509_conf(
-                    &socket,
-                    &format!(
-                        "cmd = \"/bin/sleep\"\ncmd_args = \"60 --db-password=hunter2\"\n{}",
-                        health_conf(port, "")
-                    ),
-                )
-            },
-            &["-config", "helper.conf"],
-        )
-        .await;
-    wait_svid(&w, &first).await;
-    let body = wait_http(port, "/status", 200).await;
+    let running =
+        healthy_daemon("cmd = \"/bin/sleep\"\ncmd_args = \"60 --db-password=hunter2\"").await;
+    let body = wait_http(running.port, "/status", 200).await;
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["process"]["program"], "/bin/sleep");
     assert_eq!(doc["process"]["args"], 2);

@@ -486,3 +486,40 @@ pub async fn wait_http(port: u16, path: &str, code: u16) -> String {
 pub fn health_conf(port: u16, extra: &str) -> String {
     format!("health_checks {{\n  listener_enabled = true\n  bind_port = {port}\n{extra}}}\n")
 }
+
+/// A fake agent with a fresh PKI serving its first SVID, and the helper in
+/// daemon mode against it with the health server on `port`.
+pub struct HealthyDaemon {
+    pub api: FakeWorkloadApi,
+    pub pki: Pki,
+    pub first: Svid,
+    pub w: Workdir,
+    pub d: Daemon,
+    pub port: u16,
+}
+
+/// Starts a [`HealthyDaemon`] whose configuration is the X.509 files plus
+/// `extra` lines, and returns once the first SVID is on disk.
+pub async fn healthy_daemon(extra: &str) -> HealthyDaemon {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    let w = Workdir::new();
+    let socket = api.socket_path().to_owned();
+    let (d, port) = w
+        .spawn_with_health_port(
+            |port| x509_conf(&socket, &format!("{extra}\n{}", health_conf(port, ""))),
+            &["-config", "helper.conf"],
+        )
+        .await;
+    wait_svid(&w, &first).await;
+    HealthyDaemon {
+        api,
+        pki,
+        first,
+        w,
+        d,
+        port,
+    }
+}
