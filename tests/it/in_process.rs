@@ -2,12 +2,10 @@
 //! no binary, no signal, and a shutdown the test decides, so the daemon's
 //! whole life fits in a fraction of a second.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_runs_in_process_until_the_shutdown_future_completes() {

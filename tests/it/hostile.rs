@@ -4,8 +4,6 @@
 //! expired SVID or forges log lines, supervision as PID 1, and the Go
 //! helper's read-only `cert_dir` layout served as a non-root user.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::Command as StdCommand;
@@ -13,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const LONG: Duration = Duration::from_secs(20);

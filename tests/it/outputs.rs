@@ -2,13 +2,11 @@
 //! one file, a bundle file per trust domain, no rewrite and no signal for
 //! an update that changes nothing, and the child exit policies.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

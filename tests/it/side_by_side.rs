@@ -12,17 +12,15 @@
 //! yet). A listed case that no longer differs fails the test too, so the
 //! lists stay true.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::spire::{short_tempdir, Binaries, Entry, Spire, SPIRE_DEADLINE};
+use crate::common::*;
 use base64::Engine as _;
-use common::spire::{short_tempdir, Binaries, Entry, Spire, SPIRE_DEADLINE};
-use common::*;
 
 /// Cases where this helper differs on purpose, with the reason.
 const DELIBERATE: &[(&str, &str)] = &[
@@ -70,8 +68,8 @@ struct Case {
     env: Vec<(&'static str, String)>,
     /// Command-line arguments after `-config helper.conf`.
     args: Vec<&'static str>,
-    /// Expected to take long (this helper waits out its retries): run
-    /// beside the others.
+    /// Expected to take long (this helper waits out its retries): a
+    /// shorter deadline.
     slow: bool,
 }
 
@@ -321,7 +319,7 @@ fn tail(stderr: &str) -> String {
 /// first (hint "main") federated with `b.test`; JWT-SVIDs live an hour so
 /// that the agent hands both helpers the same cached token.
 async fn deployment(test: &str) -> Option<(Spire, &'static Binaries)> {
-    let bins = common::spire::binaries(test)?;
+    let bins = crate::common::spire::binaries(test)?;
     let mut spire = Spire::start(test).await?;
     spire.add_federated("b.test").await;
     spire
@@ -520,7 +518,6 @@ renew_signal = ""
 svid_file_name = "svid.pem"
 svid_key_file_name = "svid.key"
 svid_bundle_file_name = "svid_bundle.pem"
-
 
 "#,
         ),
@@ -923,20 +920,37 @@ jwt_svids = [{ jwt_audience = "a\nb", jwt_svid_file_name = "t\x41.token" }]
     ]
 }
 
-/// Runs every case through both helpers (the Go helper first, so that a
-/// JWT-SVID the agent mints for it is the cached one this helper gets) and
-/// returns, per case, the differences and both outcomes.
+/// Lanes the corpus runs in side by side: the cases that fetch JWT-SVIDs
+/// share one lane (see [`run_corpus`]), the others spread over the rest.
+const LANES: usize = 6;
+
+/// Runs every case through both helpers and returns, per case, the
+/// differences and both outcomes. Within a case the Go helper runs first,
+/// so that a JWT-SVID the agent mints for it is the cached one this helper
+/// gets; the cases that fetch JWT-SVIDs therefore run one after another in
+/// one lane, while the others (each in a directory of its own, touching
+/// nothing the rest reads) run in lanes beside it.
 async fn run_corpus(
     bins: &Binaries,
     socket: &Path,
     cases: &[Case],
 ) -> Vec<(&'static str, Vec<String>, Outcome, Outcome)> {
     let ours = bin();
-    let lane = |slow: bool| {
+    let mut lanes: Vec<Vec<&Case>> = vec![Vec::new(); LANES];
+    let mut next = 1;
+    for case in cases {
+        if case.conf.contains("jwt_audience") || case.conf.contains("\"jwt_svids\"") {
+            lanes[0].push(case);
+        } else {
+            lanes[next].push(case);
+            next = next % (LANES - 1) + 1;
+        }
+    }
+    let runs = lanes.into_iter().map(|lane| {
         let ours = ours.clone();
         async move {
             let mut out = Vec::new();
-            for case in cases.iter().filter(|c| c.slow == slow) {
+            for case in lane {
                 let go = run_case(&bins.go_helper, case, socket).await;
                 let us = run_case(&ours, case, socket).await;
                 let d = differences(&go, &us);
@@ -944,12 +958,12 @@ async fn run_corpus(
             }
             out
         }
-    };
-    // The slow cases wait on nothing the others touch (no JWT-SVIDs, so
-    // no race on the agent's token cache): run them beside the rest.
-    let (mut fast, slow) = tokio::join!(lane(false), lane(true));
-    fast.extend(slow);
-    fast
+    });
+    futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1096,7 +1110,10 @@ async fn daemons_write_the_same_files_and_answer_the_same_health() {
     let Some((spire, bins)) = deployment(test).await else {
         return;
     };
-    let (go_port, our_port) = (common::spire::free_port(), common::spire::free_port());
+    let (go_port, our_port) = (
+        crate::common::spire::free_port(),
+        crate::common::spire::free_port(),
+    );
     // The Go helper first: the JWT-SVID it gets is the one the agent
     // caches and hands us.
     let mut go = Running::start(&bins.go_helper, &daemon_conf(go_port, ""), spire.socket());
@@ -1163,7 +1180,10 @@ async fn daemons_report_a_hint_nothing_carries_the_same_way() {
     let Some((spire, bins)) = deployment(test).await else {
         return;
     };
-    let (go_port, our_port) = (common::spire::free_port(), common::spire::free_port());
+    let (go_port, our_port) = (
+        crate::common::spire::free_port(),
+        crate::common::spire::free_port(),
+    );
     let conf = |port| daemon_conf(port, "hint = \"nope\"");
     let go = Running::start(&bins.go_helper, &conf(go_port), spire.socket());
     let ours = Running::start(&bin(), &conf(our_port), spire.socket());

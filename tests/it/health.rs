@@ -3,11 +3,9 @@
 //! back; a JWT hint that matches nothing; the exit code when the port is
 //! taken.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

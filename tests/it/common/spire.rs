@@ -243,10 +243,6 @@ impl Proc {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -329,7 +325,8 @@ pub struct Server {
     pub socket: PathBuf,
     pub port: u16,
     proc: Proc,
-    dir: tempfile::TempDir,
+    /// Kept for its lifetime: the server's data, config and log.
+    _dir: tempfile::TempDir,
 }
 
 /// How a server signs.
@@ -416,7 +413,7 @@ plugins {{
             socket,
             port,
             proc,
-            dir,
+            _dir: dir,
         };
         server.wait_healthy().await;
         server
@@ -491,10 +488,6 @@ plugins {{
 
     pub fn logs(&self) -> String {
         self.proc.logs()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

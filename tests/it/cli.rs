@@ -1,8 +1,6 @@
 //! Command-line forms, Go `flag` style, through the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn version_prints_the_version_and_exits_zero() {

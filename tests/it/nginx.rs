@@ -5,13 +5,11 @@
 //! `openssl` (`.ci/run` installs them); without them the test is skipped
 //! with a message, unless `SPIFFE_HELPER_REQUIRE_REAL=1` (set by CI).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(30);
 

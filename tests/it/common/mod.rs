@@ -1,10 +1,5 @@
 //! Shared pieces of the integration tests: a scratch directory with a
 //! config file, and the real `spiffe-helper` binary run against it.
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "each test binary uses a different subset"
-)]
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -492,7 +487,6 @@ pub fn health_conf(port: u16, extra: &str) -> String {
 pub struct HealthyDaemon {
     pub api: FakeWorkloadApi,
     pub pki: Pki,
-    pub first: Svid,
     pub w: Workdir,
     pub d: Daemon,
     pub port: u16,
@@ -517,7 +511,6 @@ pub async fn healthy_daemon(extra: &str) -> HealthyDaemon {
     HealthyDaemon {
         api,
         pki,
-        first,
         w,
         d,
         port,

@@ -2,12 +2,10 @@
 //! and signalled on renewals, relaunched after it exits, pid-file processes
 //! signalled, and signals forwarded on shutdown.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const LONG: Duration = Duration::from_secs(20);

@@ -6,16 +6,14 @@
 //! SPIRE programs the tests print `skipped:` and pass (unless
 //! `SPIFFE_HELPER_REQUIRE_REAL=1`).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::spire::{certs_in, key_matches, CertInfo, Entry, Spire, SPIRE_DEADLINE};
+use crate::common::*;
 use base64::Engine as _;
-use common::spire::{certs_in, key_matches, CertInfo, Entry, Spire, SPIRE_DEADLINE};
-use common::*;
 
 /// Deadline for anything that waits on SPIRE's clock (a rotation, a
 /// refresh): a few of its periods, with room for a loaded machine.
@@ -565,7 +563,7 @@ async fn nginx_serves_mutual_tls_with_spire_files_and_reloads_on_rotation() {
     let test = "nginx_serves_mutual_tls_with_spire_files_and_reloads_on_rotation";
     let Some(nginx) = find_nginx() else {
         assert!(
-            !common::spire::required(),
+            !crate::common::spire::required(),
             "{test}: nginx is not installed (.ci/run installs it)"
         );
         eprintln!("skipped: {test} (nginx is not installed)");
@@ -588,8 +586,8 @@ async fn nginx_serves_mutual_tls_with_spire_files_and_reloads_on_rotation() {
     let w = Workdir::new();
     let certs = w.certs();
     let pid_file = w.path().join("nginx.pid");
-    let tls_port = common::spire::free_port();
-    let health_port = common::spire::free_port();
+    let tls_port = crate::common::spire::free_port();
+    let health_port = crate::common::spire::free_port();
     // The example files, pointed at this test's agent, directory and ports.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx");
     let helper_conf = std::fs::read_to_string(root.join("helper.conf"))

@@ -6,13 +6,11 @@
     reason = "metric values are whole numbers (counts, seconds) that f64 holds exactly"
 )]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const LONG: Duration = Duration::from_secs(20);

@@ -1,11 +1,9 @@
 //! One-shot mode through the real binary against the fake Workload API:
 //! exact file bytes and modes, layout options, hints, retries, endpoints.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// `common::x509_conf` in one-shot mode.
 fn oneshot_conf(socket: &std::path::Path, extra: &str) -> String {

@@ -4,12 +4,10 @@
 //! temporary file is closed after its rename, so a program watching the
 //! target names for `close_write` gets exactly one event per file and update.
 
-mod common;
-
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 const LONG: Duration = Duration::from_secs(20);

@@ -13,9 +13,7 @@
 //! It runs `SPIFFE_HELPER_DIFF_CASES` cases (default 120) for a fixed seed
 //! and as many for a seed that changes per run, printed so that a failure
 //! can be replayed with `SPIFFE_HELPER_DIFF_SEED=<seed>`. To run longer:
-//! `SPIFFE_HELPER_DIFF_CASES=5000 cargo test --test differential -- --nocapture`.
-
-mod common;
+//! `SPIFFE_HELPER_DIFF_CASES=5000 cargo test --test it -- differential:: --nocapture`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -23,8 +21,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::spire::{binaries, short_tempdir};
-use common::*;
+use crate::common::spire::{binaries, short_tempdir};
+use crate::common::*;
 
 /// The umask both helpers run under.
 const UMASK: u32 = 0o022;

@@ -3,11 +3,9 @@
 //! follows the token's lifetime again. Fetch times are recorded by the
 //! fake agent; the tolerances are wide because the machine may be loaded.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The token lifetime: a fresh token is fetched again after half its
 /// remaining lifetime plus a second, about 5.5 to 6 s.

@@ -1,11 +1,9 @@
 //! Daemon mode through the real binary: rotations, reconnects, write
 //! failures and recovery, JWT refresh, and readers during rotations.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

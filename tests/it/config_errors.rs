@@ -1,9 +1,7 @@
 //! Bad configurations and command lines through the real binary: each
 //! exits non-zero, names the key and the file, and writes nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Runs the helper one-shot on `conf` (no agent needed: it must fail
 /// before touching one) and checks the failure.

@@ -3,11 +3,9 @@
 //! configuration (applied when valid, refused with its problems when not,
 //! the child restarted only when `cmd` changed).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const LONG: Duration = Duration::from_secs(20);

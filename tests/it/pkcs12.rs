@@ -6,13 +6,11 @@
 //! profiles. Without a JDK or openssl the tests say so and pass, unless
 //! `SPIFFE_HELPER_REQUIRE_REAL=1` (CI), which makes that a failure.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "changeit";

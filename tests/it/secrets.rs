@@ -4,12 +4,10 @@
 //! hex or as a byte list, no JWT and no JWT signature segment appear on
 //! stdout or stderr.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 
 const LONG: Duration = Duration::from_secs(30);
 

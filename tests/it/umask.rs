@@ -2,11 +2,9 @@
 //! and `umask 000` gives every file exactly its default or configured
 //! mode, in one-shot mode and across daemon-mode rotations.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
 

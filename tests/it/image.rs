@@ -5,12 +5,10 @@
 //! as a Kubernetes volume would be. Without `SPIFFE_HELPER_IMAGE` it says
 //! so and passes: `cargo test` builds no image.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn buildah(args: &[&str]) -> std::process::Output {
     Command::new("buildah")

@@ -4,12 +4,10 @@
 //! write, a health port flooded with idle connections, and one connection
 //! to the agent for everything.
 
-mod common;
-
 use std::process::Command as StdCommand;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const LONG: Duration = Duration::from_secs(20);
