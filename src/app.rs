@@ -1,15 +1,14 @@
-//! Everything after the command line: logging, the configuration's warnings
-//! and errors, the runtime, and the two modes. Daemon mode is [`run`]: one
-//! token, one status channel, the watchers, refreshers, health server and
-//! supervisor, and a bounded shutdown that never cuts a write.
+//! Daemon mode's wiring: one state owner ([`Events`]), one publisher, the
+//! two stream watchers, a JWT-SVID refresher per entry, the health server,
+//! systemd's notifier and the process supervisor under one cancellation
+//! token; a reload (SIGHUP) that replaces the tasks of one configuration
+//! with the next; and a bounded shutdown that never cuts a write.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use spiffe::{JwtBundleSet, X509Context};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -17,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument as _};
 
 use crate::clock::unix_now;
-use crate::config::{Config, ConfigError, Loaded, X509Output};
-use crate::disk::Root;
-use crate::metrics::Metrics;
-use crate::publish::{Output, Publisher, Update};
-use crate::status::Status;
-use crate::workload::{Agent, ErrorKind};
-use crate::{disk, health, jwt, refresh, supervisor, watch as stream, x509};
+use crate::config::{Config, ConfigError, Loaded, OutputFile, X509Output};
+use crate::disk::{Batch, Root};
+use crate::events::{Events, Output, Update};
+use crate::publish::{prepare_outputs, Publisher};
+use crate::stream::Watched;
+use crate::workload::Agent;
+use crate::{health, jwt, refresh, stream, supervisor, x509};
 
 /// How long the tasks get to stop after the shutdown signal (a batch under
 /// way is waited for first, see [`WRITE_GRACE`]).
@@ -37,116 +36,6 @@ pub enum AppError {
     Health(#[from] health::BindError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-}
-
-/// The whole program after the flags: returns the exit code once the log
-/// lines have reached stderr (or a second has passed).
-pub fn main(loaded: Result<Loaded, ConfigError>, args: &crate::cli::CliArgs) -> u8 {
-    let code = modes(loaded, args);
-    crate::logging::flush(Duration::from_secs(1));
-    code
-}
-
-fn modes(loaded: Result<Loaded, ConfigError>, args: &crate::cli::CliArgs) -> u8 {
-    let (level, format) = match &loaded {
-        Ok(l) => (l.config.log_level, l.config.log_format),
-        // The errors come out in the format the file asked for.
-        Err(e) => (None, e.log_format()),
-    };
-    crate::logging::init(level, format);
-    if let Some(w) = args.ignored_warning() {
-        warn!("{w}");
-    }
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            for w in e.warnings() {
-                warn!("{w}");
-            }
-            error!("{e}");
-            if args.check {
-                let doc = serde_json::json!({ "valid": false, "problems": [e.to_string()], "warnings": e.warnings() });
-                println!("{doc:#}");
-            }
-            return 1;
-        }
-    };
-    if args.check {
-        let report = crate::check::environment(&loaded.config);
-        for w in &loaded.warnings {
-            warn!("{w}");
-        }
-        for p in &report.problems {
-            error!("{p}");
-        }
-        let doc = crate::check::document(&loaded.config, &loaded.warnings, &report);
-        println!("{doc:#}");
-        return u8::from(!report.problems.is_empty());
-    }
-    let cfg = loaded.config;
-    info!(
-        version = crate::build::VERSION,
-        commit = crate::build::COMMIT,
-        build_date = crate::build::DATE,
-        "spiffe-helper {} starting",
-        crate::build::VERSION
-    );
-    info!(
-        "using configuration file {} ({} mode)",
-        cfg.source.display(),
-        if cfg.daemon_mode {
-            "daemon"
-        } else {
-            "one-shot"
-        }
-    );
-    for w in &loaded.warnings {
-        warn!("{w}");
-    }
-    supervisor::raise_descriptor_limit();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // The blocking pool's threads (credential writes) are kept between
-        // rotations instead of being created for each one, and there are
-        // few of them: a hundred JWT-SVIDs written at start-up queue for
-        // them instead of each leaving a thread (and its memory) behind.
-        .thread_keep_alive(Duration::from_secs(3600))
-        .max_blocking_threads(2)
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!("cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    let code = if cfg.daemon_mode {
-        let path = args.config.clone();
-        let flag = args.daemon_mode;
-        let reloader: Reloader =
-            Arc::new(move || crate::config::load(&path, flag, &|k| std::env::var(k).ok()));
-        match runtime.block_on(async {
-            let shutdown = shutdown_signal().map_err(AppError::Signals)?;
-            run_with_reload(cfg, shutdown, Some(reloader)).await
-        }) {
-            Ok(code) => code,
-            Err(e) => {
-                error!("{}", chain(&e));
-                1
-            }
-        }
-    } else {
-        match runtime.block_on(crate::oneshot::run(&cfg)) {
-            Ok(()) => 0,
-            Err(e) => {
-                error!("{}", chain(&e));
-                1
-            }
-        }
-    };
-    // Writes are waited for inside the modes; nothing is left to finish.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    code
 }
 
 /// An error followed by each of its causes.
@@ -175,65 +64,6 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = Signal>> {
             _ = int.recv() => Signal::SIGINT,
         }
     })
-}
-
-/// Every file path the configuration writes (for the start-up clean-up).
-fn targets(cfg: &Config) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(x) = &cfg.x509 {
-        if let Some(f) = &x.files {
-            out.extend([
-                f.svid.path.clone(),
-                f.key.path.clone(),
-                f.bundle.path.clone(),
-            ]);
-        }
-        if let Some(c) = &x.credential_bundle {
-            out.push(c.path.clone());
-        }
-        if let Some(p) = &x.pkcs12 {
-            out.extend(
-                p.keystore
-                    .iter()
-                    .chain(&p.truststore)
-                    .map(|f| f.path.clone()),
-            );
-        }
-    }
-    if let Some(b) = &cfg.jwt_bundle {
-        out.push(b.path.clone());
-    }
-    out.extend(cfg.jwt_svids.iter().map(|j| j.file.path.clone()));
-    out
-}
-
-/// Before the first write, in both modes, off the runtime thread: removes
-/// temporary files an earlier run left behind (after a SIGKILL or a power
-/// loss), and warns once about directories whose files can only be
-/// rewritten in place.
-pub async fn prepare_outputs(cfg: &Config, root: &Arc<Root>) {
-    let targets = targets(cfg);
-    let own = cfg
-        .x509
-        .as_ref()
-        .and_then(|x| x.trust_bundles.as_ref())
-        .map(|t| t.dir.clone());
-    let root = Arc::clone(root);
-    let done = tokio::task::spawn_blocking(move || {
-        let removed = disk::remove_leftovers(&root, &targets, own.as_deref());
-        let unwritable = disk::unwritable_dirs(&root, &targets);
-        (removed, unwritable)
-    })
-    .await;
-    let Ok((removed, unwritable)) = done else {
-        return;
-    };
-    for p in removed {
-        info!(path = %p.display(), "removed a temporary file left by an earlier run");
-    }
-    for w in unwritable {
-        warn!("{w}");
-    }
 }
 
 /// Reads the configuration again, for a reload (SIGHUP).
@@ -267,19 +97,18 @@ impl Generation {
         cfg: &Config,
         publisher: Publisher,
         listener: Option<Bound>,
-        status_rx: &crate::status::StatusRx,
-        metrics: &Metrics,
         parent: &CancellationToken,
     ) -> Self {
         let token = parent.child_token();
         let agent = Agent::new(cfg.agent_socket.clone());
         let mut tasks = JoinSet::new();
         if let Some((l, _)) = &listener {
+            let events = publisher.events();
             let fut = health::serve(
                 Arc::clone(l),
                 cfg.health.clone(),
-                status_rx.clone(),
-                metrics.clone(),
+                events.subscribe(),
+                events.metrics().clone(),
                 token.child_token(),
             );
             tasks.spawn(fut.instrument(info_span!("health")));
@@ -361,123 +190,165 @@ fn health_listener(cfg: &Config, old: Option<Bound>) -> Result<Option<Bound>, Ap
 /// [`run`], with SIGHUP reading the configuration again through `reload`
 /// (without one, SIGHUP is logged and ignored).
 pub async fn run_with_reload(
-    mut cfg: Config,
+    cfg: Config,
     shutdown: impl Future<Output = Signal>,
     reload: Option<Reloader>,
 ) -> Result<u8, AppError> {
-    let root = Arc::new(Root::new(&cfg.cert_dir));
-    prepare_outputs(&cfg, &root).await;
-    // Bound before anything is fetched, so probes answer (not ready) at once.
-    let listener = health_listener(&cfg, None)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
-
-    let token = CancellationToken::new();
-    let metrics = Metrics::new(&cfg);
-    let (status_tx, status_rx) = watch::channel(Status::new(&cfg));
-    let (renew_tx, renew_rx) = watch::channel(0u64);
-    let (stop_tx, stop_rx) = watch::channel(None::<Signal>);
-    let (process_tx, process_rx) = watch::channel(cfg.process.clone());
-    let reports = supervisor::Reports {
-        status: status_tx.clone(),
-        metrics: metrics.clone(),
-    };
-    let notifier = crate::notify::Notifier::from_env().map(Arc::new);
-    let publisher = Publisher::new(status_tx.clone(), renew_tx, metrics.clone(), root);
-    let mut generation = Generation::start(&cfg, publisher, listener, &status_rx, &metrics, &token);
-    let mut background = JoinSet::new();
-    background.spawn(supervisor::reap_orphans(token.child_token()));
-    background.spawn(ignore_signals(token.child_token()));
-    if let Some(n) = &notifier {
-        background.spawn(crate::notify::follow(
-            Arc::clone(n),
-            status_rx.clone(),
-            token.child_token(),
-        ));
-    }
-    let mut has_process = cfg.process.cmd.is_some() || cfg.process.pid_file.is_some();
-    let mut supervisor = tokio::spawn(
-        supervisor::run(cfg.process.clone(), process_rx, renew_rx, stop_rx, reports)
-            .instrument(info_span!("process")),
-    );
-
+    let mut daemon = Daemon::start(cfg).await?;
     // The shutdown signal, (cmd_exit_policy = "exit") the child's exit, or
     // a reload.
     tokio::pin!(shutdown);
     let (sig, child_exit) = loop {
         tokio::select! {
             sig = &mut shutdown => break (sig, None),
-            ended = &mut supervisor => break match ended {
+            ended = &mut daemon.supervisor => break match ended {
                 Ok(supervisor::Ended::ChildExited(code)) => (Signal::SIGTERM, Some(code)),
                 _ => (Signal::SIGTERM, None),
             },
-            _ = hangup.recv() => {
-                let Some(reload) = reload.as_ref() else {
+            _ = daemon.hangup.recv() => {
+                if let Some(reload) = reload.as_ref() {
+                    daemon.reload(reload).await;
+                } else {
                     info!(signal = "SIGHUP", "received SIGHUP: ignored (no configuration file to read again)");
-                    continue;
-                };
-                let Some(new) = read_again(reload, &cfg).await else { continue };
-                if let Some(n) = &notifier {
-                    n.send("RELOADING=1");
-                }
-                // The new listener first: if it cannot be bound, nothing
-                // changes.
-                let old_listener = generation.listener.take();
-                let listener = match health_listener(&new, old_listener.clone()) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        error!("the configuration was not reloaded: {}", chain(&e));
-                        generation.listener = old_listener;
-                        if let Some(n) = &notifier {
-                            n.send("READY=1");
-                        }
-                        continue;
-                    }
-                };
-                drop(old_listener);
-                generation.stop().await;
-                crate::logging::apply(new.log_level, new.log_format);
-                let root = Arc::new(Root::new(&new.cert_dir));
-                prepare_outputs(&new, &root).await;
-                let publisher = generation.publisher.reconfigured(root);
-                status_tx.send_modify(|s| *s = s.reconfigured(&new));
-                let _ = process_tx.send(new.process.clone());
-                has_process = new.process.cmd.is_some() || new.process.pid_file.is_some();
-                cfg = new;
-                generation = Generation::start(&cfg, publisher, listener, &status_rx, &metrics, &token);
-                info!("configuration reloaded");
-                if let Some(n) = &notifier {
-                    n.send("READY=1");
                 }
             }
         }
     };
-    if child_exit.is_none() {
-        info!(signal = sig.as_str(), "shutting down");
+    Ok(daemon.stop(sig, child_exit).await)
+}
+
+/// A running daemon: what lives as long as the process, and the tasks of
+/// the current configuration.
+struct Daemon {
+    cfg: Config,
+    token: CancellationToken,
+    events: Events,
+    notifier: Option<Arc<crate::notify::Notifier>>,
+    generation: Generation,
+    /// The orphan reaper, the SIGUSR1/2 logger, systemd's notifier.
+    background: JoinSet<()>,
+    supervisor: tokio::task::JoinHandle<supervisor::Ended>,
+    stop_tx: watch::Sender<Option<Signal>>,
+    process_tx: watch::Sender<crate::config::ProcessConfig>,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Daemon {
+    async fn start(cfg: Config) -> Result<Self, AppError> {
+        let root = Arc::new(Root::new(&cfg.cert_dir));
+        prepare_outputs(&cfg, &root).await;
+        // Bound before anything is fetched, so probes answer (not ready) at once.
+        let listener = health_listener(&cfg, None)?;
+        let hangup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+        let token = CancellationToken::new();
+        let events = Events::new(&cfg);
+        let (renew_tx, renew_rx) = watch::channel(0u64);
+        let (stop_tx, stop_rx) = watch::channel(None::<Signal>);
+        let (process_tx, process_rx) = watch::channel(cfg.process.clone());
+        let notifier = crate::notify::Notifier::from_env().map(Arc::new);
+        let publisher = Publisher::new(events.clone(), renew_tx, root);
+        let generation = Generation::start(&cfg, publisher, listener, &token);
+        let mut background = JoinSet::new();
+        background.spawn(supervisor::reap_orphans(token.child_token()));
+        background.spawn(ignore_signals(token.child_token()));
+        if let Some(n) = &notifier {
+            let follow =
+                crate::notify::follow(Arc::clone(n), events.subscribe(), token.child_token());
+            background.spawn(follow);
+        }
+        let run = supervisor::run(
+            cfg.process.clone(),
+            process_rx,
+            renew_rx,
+            stop_rx,
+            events.clone(),
+        );
+        let supervisor = tokio::spawn(run.instrument(info_span!("process")));
+        Ok(Self {
+            cfg,
+            token,
+            events,
+            notifier,
+            generation,
+            background,
+            supervisor,
+            stop_tx,
+            process_tx,
+            hangup,
+        })
     }
-    generation.stop().await;
-    token.cancel();
-    let _ = stop_tx.send(Some(sig));
-    let _ = tokio::time::timeout(DRAIN, async {
-        while background.join_next().await.is_some() {}
-    })
-    .await;
-    background.abort_all();
-    if let Some(code) = child_exit {
-        return Ok(code);
+
+    fn notify(&self, state: &str) {
+        if let Some(n) = &self.notifier {
+            n.send(state);
+        }
     }
-    let grace = if has_process {
-        supervisor::CHILD_GRACE + Duration::from_secs(1)
-    } else {
-        DRAIN
-    };
-    match tokio::time::timeout(grace, supervisor).await {
-        Ok(Ok(supervisor::Ended::Stopped {
-            child_code: Some(code),
-        })) => Ok(code),
-        Ok(_) => Ok(0),
-        Err(_) => {
-            warn!("the process supervisor did not stop in time");
-            Ok(0)
+
+    /// One SIGHUP: a valid new configuration replaces the tasks of the
+    /// old one; anything else is logged and changes nothing.
+    async fn reload(&mut self, reload: &Reloader) {
+        let Some(new) = read_again(reload, &self.cfg).await else {
+            return;
+        };
+        self.notify("RELOADING=1");
+        // The new listener first: if it cannot be bound, nothing changes.
+        let old_listener = self.generation.listener.take();
+        let listener = match health_listener(&new, old_listener.clone()) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("the configuration was not reloaded: {}", chain(&e));
+                self.generation.listener = old_listener;
+                self.notify("READY=1");
+                return;
+            }
+        };
+        drop(old_listener);
+        self.generation.stop().await;
+        crate::logging::apply(new.log_level, new.log_format);
+        let root = Arc::new(Root::new(&new.cert_dir));
+        prepare_outputs(&new, &root).await;
+        let publisher = self.generation.publisher.reconfigured(root);
+        self.events.reconfigured(&new);
+        let _ = self.process_tx.send(new.process.clone());
+        self.cfg = new;
+        self.generation = Generation::start(&self.cfg, publisher, listener, &self.token);
+        info!("configuration reloaded");
+        self.notify("READY=1");
+    }
+
+    /// Lets a batch under way finish, stops every task and the child, and
+    /// returns the exit code.
+    async fn stop(mut self, sig: Signal, child_exit: Option<u8>) -> u8 {
+        if child_exit.is_none() {
+            info!(signal = sig.as_str(), "shutting down");
+        }
+        self.generation.stop().await;
+        self.token.cancel();
+        let _ = self.stop_tx.send(Some(sig));
+        let background = &mut self.background;
+        let _ = tokio::time::timeout(DRAIN, async {
+            while background.join_next().await.is_some() {}
+        })
+        .await;
+        self.background.abort_all();
+        if let Some(code) = child_exit {
+            return code;
+        }
+        let p = &self.cfg.process;
+        let grace = if p.cmd.is_some() || p.pid_file.is_some() {
+            supervisor::CHILD_GRACE + Duration::from_secs(1)
+        } else {
+            DRAIN
+        };
+        match tokio::time::timeout(grace, self.supervisor).await {
+            Ok(Ok(supervisor::Ended::Stopped {
+                child_code: Some(code),
+            })) => code,
+            Ok(_) => 0,
+            Err(_) => {
+                warn!("the process supervisor did not stop in time");
+                0
+            }
         }
     }
 }
@@ -517,84 +388,13 @@ async fn read_again(reload: &Reloader, old: &Config) -> Option<Config> {
         );
         return None;
     }
-    let changed = changes(old, &new);
+    let changed = old.changes(&new);
     if changed.is_empty() {
         info!("the configuration is unchanged");
     } else {
         info!(changed = %changed.join(", "), "the configuration changed");
     }
     Some(new)
-}
-
-/// The parts of the configuration that differ, by name.
-fn changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut differ = |name: &'static str, a: String, b: String| {
-        if a != b {
-            out.push(name);
-        }
-    };
-    differ(
-        "agent_address",
-        old.agent_socket.display().to_string(),
-        new.agent_socket.display().to_string(),
-    );
-    differ(
-        "cert_dir",
-        old.cert_dir.display().to_string(),
-        new.cert_dir.display().to_string(),
-    );
-    differ("hint", format!("{:?}", old.hint), format!("{:?}", new.hint));
-    differ(
-        "x509 outputs",
-        format!("{:?}", old.x509),
-        format!("{:?}", new.x509),
-    );
-    differ(
-        "jwt_svids",
-        format!("{:?}", old.jwt_svids),
-        format!("{:?}", new.jwt_svids),
-    );
-    differ(
-        "jwt_bundle_file_name",
-        format!("{:?}", old.jwt_bundle),
-        format!("{:?}", new.jwt_bundle),
-    );
-    differ(
-        "cmd",
-        format!("{:?}", old.process.cmd),
-        format!("{:?}", new.process.cmd),
-    );
-    differ(
-        "process",
-        format!(
-            "{:?}",
-            (
-                &old.process.pid_file,
-                old.process.renew_signal,
-                old.process.exit_policy
-            )
-        ),
-        format!(
-            "{:?}",
-            (
-                &new.process.pid_file,
-                new.process.renew_signal,
-                new.process.exit_policy
-            )
-        ),
-    );
-    differ(
-        "health_checks",
-        format!("{:?}", old.health),
-        format!("{:?}", new.health),
-    );
-    differ(
-        "logging",
-        format!("{:?}", (old.log_level, old.log_format)),
-        format!("{:?}", (new.log_level, new.log_format)),
-    );
-    out
 }
 
 /// One refresher per `jwt_svids` entry, started one after another: a
@@ -652,7 +452,8 @@ async fn ignore_signals(token: CancellationToken) {
     }
 }
 
-/// The X.509 watcher: every update is rendered and published.
+/// The X.509 watcher: each X.509 context rendered into the configured
+/// files.
 async fn watch_x509(
     agent: Agent,
     out: X509Output,
@@ -660,78 +461,40 @@ async fn watch_x509(
     publisher: Publisher,
     token: CancellationToken,
 ) {
-    let out = &out;
-    let hint = hint.as_deref();
-    let publisher_ref = &publisher;
-    stream::run(
-        "X.509 SVID stream",
-        "x509",
-        agent.socket(),
-        || agent.stream_x509(),
-        |ctx: X509Context| async move { publish_x509(&ctx, out, hint, publisher_ref).await },
-        |e| {
-            if e.kind() == ErrorKind::Malformed {
-                publisher.mark_failed(&Output::X509);
-            }
-        },
-        &publisher,
-        token,
-    )
-    .await;
-}
-
-/// Renders one X.509 context and publishes it (daemon mode).
-async fn publish_x509(
-    ctx: &X509Context,
-    out: &X509Output,
-    hint: Option<&str>,
-    publisher: &Publisher,
-) {
-    for svid in ctx.svids() {
-        info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
-    }
-    let rendered = match x509::render(ctx, out, hint, unix_now()) {
-        Ok(r) => r,
-        Err(e) => {
-            publisher.failed(&Output::X509, &format!("{e}; the files on disk are kept"));
-            return;
-        }
+    let watched = Watched {
+        name: "X.509 SVID stream",
+        key: "x509",
+        output: Output::X509,
     };
-    // The publisher logs and records the outcome.
-    let _ = publisher
-        .publish(rendered.batch, Update::X509(rendered.info))
-        .await;
+    let render = |ctx: &spiffe::X509Context| {
+        for svid in ctx.svids() {
+            info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
+        }
+        x509::render(ctx, &out, hint.as_deref(), unix_now())
+            .map(|r| (r.batch, Update::X509(r.info)))
+            .map_err(|e| format!("{e}; the files on disk are kept"))
+    };
+    let open = || agent.stream_x509();
+    stream::watch(watched, agent.socket(), open, render, &publisher, token).await;
 }
 
-/// The JWT bundle watcher.
+/// The JWT bundle watcher: each bundle set rendered into its JSON file.
 async fn watch_jwt_bundles(
     agent: Agent,
-    out: crate::config::OutputFile,
+    out: OutputFile,
     publisher: Publisher,
     token: CancellationToken,
 ) {
-    let out = &out;
-    let publisher_ref = &publisher;
-    stream::run(
-        "JWT bundle stream",
-        "jwt_bundle",
-        agent.socket(),
-        || agent.stream_jwt_bundles(),
-        |set: JwtBundleSet| async move {
-            let (batch, info) = jwt::render_bundles(&set, out);
-            let update = Update::JwtBundle {
-                path: out.path.clone(),
-                info,
-            };
-            let _ = publisher_ref.publish(batch, update).await;
-        },
-        |e| {
-            if e.kind() == ErrorKind::Malformed {
-                publisher.mark_failed(&Output::Jwt(out.path.clone()));
-            }
-        },
-        &publisher,
-        token,
-    )
-    .await;
+    let watched = Watched {
+        name: "JWT bundle stream",
+        key: "jwt_bundle",
+        output: Output::JwtBundle(out.path.clone()),
+    };
+    let render = |set: &spiffe::JwtBundleSet| -> Result<(Batch, Update), String> {
+        let (batch, info) = jwt::render_bundles(set, &out);
+        let path = out.path.clone();
+        Ok((batch, Update::JwtBundle { path, info }))
+    };
+    let open = || agent.stream_jwt_bundles();
+    stream::watch(watched, agent.socket(), open, render, &publisher, token).await;
 }

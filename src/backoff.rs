@@ -9,6 +9,8 @@ pub struct Backoff {
     initial: Duration,
     max: Duration,
     next: Duration,
+    /// The most a delay is stretched, as a fraction of it.
+    jitter: f64,
 }
 
 impl Backoff {
@@ -17,6 +19,16 @@ impl Backoff {
             initial,
             max,
             next: initial,
+            jitter: 0.1,
+        }
+    }
+
+    /// Doubling delays without jitter, for a schedule that must match
+    /// another program's exactly (the pid-file retries).
+    pub fn exact(initial: Duration, max: Duration) -> Self {
+        Self {
+            jitter: 0.0,
+            ..Self::new(initial, max)
         }
     }
 
@@ -24,7 +36,7 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next * 2).min(self.max);
-        base + base.mul_f64(fastrand::f64() * 0.1)
+        base + base.mul_f64(fastrand::f64() * self.jitter)
     }
 
     /// Back to the initial delay, after a success.
@@ -56,6 +68,9 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() < Duration::from_millis(111));
+        let mut exact = Backoff::exact(Duration::from_millis(100), Duration::from_secs(60));
+        let delays: Vec<u128> = (0..4).map(|_| exact.next_delay().as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800]);
     }
     #[tokio::test]
     async fn sleep_or_cancel_tells_whether_it_was_cancelled() {

@@ -198,6 +198,28 @@ fn file(f: &OutputFile) -> Value {
     json!({ "path": f.path, "mode": mode(f.mode) })
 }
 
+/// `-check` with a configuration that loaded: checks its environment,
+/// logs every warning and problem, prints the document on stdout, and
+/// returns whether it passed.
+pub fn run(loaded: &crate::config::Loaded) -> bool {
+    let report = environment(&loaded.config);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    for p in &report.problems {
+        tracing::error!("{p}");
+    }
+    println!("{:#}", document(&loaded.config, &loaded.warnings, &report));
+    report.problems.is_empty()
+}
+
+/// `-check` with a configuration that did not load: the problems as the
+/// same JSON document's first fields.
+pub fn print_invalid(e: &crate::config::ConfigError) {
+    let doc = json!({ "valid": false, "problems": [e.to_string()], "warnings": e.warnings() });
+    println!("{doc:#}");
+}
+
 /// The effective configuration, with the checks' outcome and the build.
 pub fn document(cfg: &Config, warnings: &[String], report: &Report) -> Value {
     let x509 = cfg.x509.as_ref().map(|x| {

@@ -124,13 +124,6 @@ pub struct Committed {
     pub removed: Vec<PathBuf>,
 }
 
-impl Committed {
-    /// Whether anything on disk changed.
-    pub fn changed(&self) -> bool {
-        !self.written.is_empty() || !self.removed.is_empty()
-    }
-}
-
 /// A batch could not be committed. `path` is the file the failure concerns;
 /// `on_disk` says, in words, what the batch left on disk.
 #[derive(Debug, thiserror::Error)]
@@ -1155,7 +1148,8 @@ fn leftover_hash(name: &[u8]) -> Option<u32> {
 
 /// Whether `name` is one of the helper's temporary or backup names for a
 /// file called `base`.
-pub fn is_leftover_of(name: &OsStr, base: &OsStr) -> bool {
+#[cfg(test)]
+fn is_leftover_of(name: &OsStr, base: &OsStr) -> bool {
     leftover_hash(name.as_bytes()) == Some(name_hash(base.as_bytes()))
 }
 
@@ -1457,7 +1451,7 @@ mod tests {
         assert_eq!(mode.written, [(a.clone(), Method::Atomic)]);
         assert_eq!(mode_of(&a), 0o640);
         let none = commit(&root, &batch(&[(&a, b"A", 0o640)]), true).unwrap();
-        assert!(!none.changed());
+        assert!(none.written.is_empty() && none.removed.is_empty());
     }
 
     #[test]

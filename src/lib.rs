@@ -2,47 +2,71 @@
 //! writes it to disk, keeps it rotated and tells the program that uses it.
 //!
 //! # Layout
+//!
+//! The data flow and a diagram are in `docs/architecture.md`.
+//!
+//! Reading what to do:
 //! - `cli`: Go-style command-line flags.
-//! - `config`: the HCL/JSON file, validated into [`config::Config`].
-//! - `workload`: the Workload API client (one shared connection) and its
-//!   error classes.
-//! - `x509`, `jwt`: pure rendering of credentials into file contents.
-//! - `disk`: the atomic, transactional writer every batch goes through.
-//! - `pkcs12`: keystores and truststores for Java workloads.
-//! - `publish`: the one place a rendered batch reaches the disk, the status
-//!   and the supervisor.
-//! - `watch`: the one stream loop (connect, subscribe, back off, report).
-//! - `oneshot`: `daemon_mode = false`.
+//! - `config`: the HCL v1 / JSON file and the environment, read into a
+//!   validated [`config::Config`] (every problem reported at once).
 //! - `check`: `-check`, the configuration and its environment checked
 //!   without the agent.
-//! - `app`: daemon mode: the watchers, JWT refreshers, health server and
-//!   process supervisor under one cancellation token.
-//! - `status`, `health`: the shared write status and the HTTP probes.
+//!
+//! Getting and rendering credentials:
+//! - `workload`: the Workload API client (one lazily connecting channel
+//!   shared by every task) and its error classes.
+//! - `x509`, `jwt`, `pkcs12`: pure rendering of credentials into the bytes
+//!   of the files (context in, batch out; no I/O).
+//!
+//! Writing them and telling the world:
+//! - `disk`: the transactional writer, confined to one handle on
+//!   `cert_dir`.
+//! - `publish`: the one path a rendered batch takes to the disk, in both
+//!   modes; it reports the outcome and tells the supervisor of a renewal.
+//! - `events`: the one owner of the state; every task reports here, and
+//!   only it changes `status` and `metrics`.
+//! - `status`, `metrics`: that state, as the probes, `/status` and
+//!   `/metrics` read it.
+//! - `health`: the hostile-input HTTP server of the probes, `/status` and
+//!   `/metrics`.
 //! - `notify`: systemd's readiness protocol.
+//! - `logging`: the non-blocking log writer and its reloadable filter.
+//!
+//! The tasks and the modes:
+//! - `stream`: the one watcher of a Workload API stream (X.509, JWT
+//!   bundle): subscribe, render, publish, back off, report.
+//! - `refresh`: one JWT-SVID refresher per `jwt_svids` entry.
 //! - `supervisor`: starting and signalling `cmd` and the pid-file process.
+//! - `app`: daemon mode's wiring: the tasks of a configuration under one
+//!   cancellation token, reload and shutdown.
+//! - `oneshot`: `daemon_mode = false`: fetch everything, publish one batch.
 //! - `clock`, `backoff`, `secret`: small shared pieces.
+//!
+//! The binary (`src/main.rs`) turns flags and a configuration into one of
+//! the modes and an exit code.
 
 pub mod app;
-pub mod backoff;
+mod backoff;
 pub mod check;
 pub mod cli;
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod disk;
-pub mod health;
+mod disk;
+mod events;
+mod health;
 pub mod jwt;
 pub mod logging;
-pub mod metrics;
-pub mod notify;
+mod metrics;
+mod notify;
 pub mod oneshot;
-pub mod pkcs12;
-pub mod publish;
-pub mod refresh;
-pub mod secret;
-pub mod status;
+mod pkcs12;
+mod publish;
+mod refresh;
+mod secret;
+mod status;
+mod stream;
 pub mod supervisor;
-pub mod watch;
-pub mod workload;
+mod workload;
 pub mod x509;
 
 /// The version, the commit built and its date (see `build.rs`).

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 type IntGauge = Gauge<i64, AtomicI64>;
 
@@ -28,45 +28,59 @@ struct Inner {
     registry: Registry,
     x509_expiry: FloatGauge,
     x509_not_before: FloatGauge,
-    jwt_expiry: Family<Labels, FloatGauge>,
-    writes: Family<Labels, Counter>,
-    unchanged: Family<Labels, Counter>,
-    write_failures: Family<Labels, Counter>,
-    last_write: Family<Labels, FloatGauge>,
-    stream_up: Family<Labels, IntGauge>,
-    stream_reconnects: Family<Labels, Counter>,
-    bundle_certificates: Family<Labels, IntGauge>,
-    jwt_bundle_keys: Family<Labels, IntGauge>,
+    jwt_expiry: Family<JwtFileLabels, FloatGauge>,
+    writes: Family<FileLabels, Counter>,
+    unchanged: Family<FileLabels, Counter>,
+    write_failures: Family<FileLabels, Counter>,
+    last_write: Family<FileLabels, FloatGauge>,
+    stream_up: Family<StreamLabels, IntGauge>,
+    stream_reconnects: Family<StreamLabels, Counter>,
+    bundle_certificates: Family<TrustDomainLabels, IntGauge>,
+    jwt_bundle_keys: Family<TrustDomainLabels, IntGauge>,
     cmd_running: IntGauge,
     cmd_starts: Counter,
     cmd_last_exit_code: IntGauge,
-    renew_signals: Family<Labels, Counter>,
-    renew_signal_failures: Family<Labels, Counter>,
+    renew_signals: Family<TargetLabels, Counter>,
+    renew_signal_failures: Family<TargetLabels, Counter>,
 }
 
-/// Which output a write concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputKind {
-    X509,
-    JwtBundle,
-    JwtSvid,
+/// An output's series: its kind (`x509`, `jwt_bundle`, `jwt_svid`) and
+/// the file that names it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileLabels {
+    output: &'static str,
+    file: String,
 }
 
-impl OutputKind {
-    fn name(self) -> &'static str {
-        match self {
-            OutputKind::X509 => "x509",
-            OutputKind::JwtBundle => "jwt_bundle",
-            OutputKind::JwtSvid => "jwt_svid",
-        }
+/// A JWT-SVID's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JwtFileLabels {
+    file: String,
+}
+
+/// A Workload API stream's series (`x509`, `jwt_bundle`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    stream: &'static str,
+}
+
+/// A trust domain's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrustDomainLabels {
+    trust_domain: String,
+}
+
+/// A renew-signal target's series (`cmd`, `pid_file`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: &'static str,
+}
+
+fn output(kind: &'static str, file: &str) -> FileLabels {
+    FileLabels {
+        output: kind,
+        file: file.to_owned(),
     }
-}
-
-fn output(kind: OutputKind, file: &str) -> Labels {
-    vec![
-        ("output", kind.name().to_owned()),
-        ("file", file.to_owned()),
-    ]
 }
 
 impl Metrics {
@@ -76,7 +90,7 @@ impl Metrics {
     pub fn new(cfg: &crate::config::Config) -> Self {
         let m = Self::registry(cfg.process.cmd.is_some());
         let key = crate::status::key;
-        let mut outputs: Vec<(OutputKind, String)> = Vec::new();
+        let mut outputs: Vec<(&'static str, String)> = Vec::new();
         if let Some(x) = &cfg.x509 {
             // The label is the batch's last file: the certificate, or the
             // credential bundle when it is alone.
@@ -86,24 +100,22 @@ impl Metrics {
                 .map(|f| &f.svid.path)
                 .or(x.credential_bundle.as_ref().map(|c| &c.path));
             if let Some(p) = last {
-                outputs.push((OutputKind::X509, key(p)));
+                outputs.push(("x509", key(p)));
             }
             drop(
                 m.inner
                     .stream_reconnects
-                    .get_or_create(&vec![("stream", "x509".to_owned())]),
+                    .get_or_create(&StreamLabels { stream: "x509" }),
             );
         }
         if let Some(b) = &cfg.jwt_bundle {
-            outputs.push((OutputKind::JwtBundle, key(&b.path)));
-            drop(
-                m.inner
-                    .stream_reconnects
-                    .get_or_create(&vec![("stream", "jwt_bundle".to_owned())]),
-            );
+            outputs.push(("jwt_bundle", key(&b.path)));
+            drop(m.inner.stream_reconnects.get_or_create(&StreamLabels {
+                stream: "jwt_bundle",
+            }));
         }
         for j in &cfg.jwt_svids {
-            outputs.push((OutputKind::JwtSvid, key(&j.file.path)));
+            outputs.push(("jwt_svid", key(&j.file.path)));
         }
         for (kind, file) in outputs {
             let l = output(kind, &file);
@@ -118,7 +130,7 @@ impl Metrics {
         ];
         for (target, configured) in targets {
             if configured {
-                let l = vec![("target", target.to_owned())];
+                let l = TargetLabels { target };
                 drop(m.inner.renew_signals.get_or_create(&l));
                 drop(m.inner.renew_signal_failures.get_or_create(&l));
             }
@@ -261,7 +273,7 @@ impl Metrics {
         to_text_format(&self.encode())
     }
 
-    pub fn written(&self, kind: OutputKind, file: &str, now: i64, changed: bool) {
+    pub fn written(&self, kind: &'static str, file: &str, now: i64, changed: bool) {
         let l = output(kind, file);
         if changed {
             self.inner.writes.get_or_create(&l).inc();
@@ -275,7 +287,7 @@ impl Metrics {
         self.inner.last_write.get_or_create(&l).set(now as f64);
     }
 
-    pub fn write_failed(&self, kind: OutputKind, file: &str) {
+    pub fn write_failed(&self, kind: &'static str, file: &str) {
         self.inner
             .write_failures
             .get_or_create(&output(kind, file))
@@ -293,7 +305,9 @@ impl Metrics {
         for (td, n) in bundles {
             self.inner
                 .bundle_certificates
-                .get_or_create(&vec![("trust_domain", td.clone())])
+                .get_or_create(&TrustDomainLabels {
+                    trust_domain: td.clone(),
+                })
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
     }
@@ -305,7 +319,9 @@ impl Metrics {
     pub fn jwt_svid(&self, file: &str, expiry: i64) {
         self.inner
             .jwt_expiry
-            .get_or_create(&vec![("file", file.to_owned())])
+            .get_or_create(&JwtFileLabels {
+                file: file.to_owned(),
+            })
             .set(expiry as f64);
     }
 
@@ -314,7 +330,9 @@ impl Metrics {
         for (td, keys) in trust_domains {
             self.inner
                 .jwt_bundle_keys
-                .get_or_create(&vec![("trust_domain", td.clone())])
+                .get_or_create(&TrustDomainLabels {
+                    trust_domain: td.clone(),
+                })
                 .set(i64::try_from(keys.len()).unwrap_or(i64::MAX));
         }
     }
@@ -322,14 +340,14 @@ impl Metrics {
     pub fn stream(&self, stream: &'static str, up: bool) {
         self.inner
             .stream_up
-            .get_or_create(&vec![("stream", stream.to_owned())])
+            .get_or_create(&StreamLabels { stream })
             .set(i64::from(up));
     }
 
     pub fn stream_reconnect(&self, stream: &'static str) {
         self.inner
             .stream_reconnects
-            .get_or_create(&vec![("stream", stream.to_owned())])
+            .get_or_create(&StreamLabels { stream })
             .inc();
     }
 
@@ -346,7 +364,7 @@ impl Metrics {
     }
 
     pub fn renew_signal(&self, target: &'static str, ok: bool) {
-        let l = vec![("target", target.to_owned())];
+        let l = TargetLabels { target };
         if ok {
             self.inner.renew_signals.get_or_create(&l).inc();
         } else {
@@ -411,7 +429,7 @@ mod tests {
         let m = Metrics::new(&config(
             "cert_dir = \"certs\"\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"k.pem\"\nsvid_bundle_file_name = \"b.pem\"\ncmd = \"/bin/true\"\n",
         ));
-        m.written(OutputKind::X509, "certs/svid.pem", 100, true);
+        m.written("x509", "certs/svid.pem", 100, true);
         m.x509_svid(
             50,
             200,

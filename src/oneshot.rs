@@ -17,8 +17,10 @@ use tracing::{info, warn};
 use crate::backoff::Backoff;
 use crate::clock::unix_now;
 use crate::config::Config;
-use crate::disk::{self, Batch, Root, WriteError};
-use crate::watch::human;
+use crate::disk::{Batch, Root};
+use crate::events::{Events, Update};
+use crate::publish::{prepare_outputs, PublishError, Publisher};
+use crate::stream::human;
 use crate::workload::{Agent, WorkloadError, CALL_DEADLINE};
 use crate::x509::RenderError;
 use crate::{jwt, x509};
@@ -45,7 +47,7 @@ pub enum OneShotError {
     #[error("X.509 SVID: {0}")]
     Render(#[from] RenderError),
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Write(#[from] PublishError),
     #[error("{what}: the agent rejected the fetched token: {source}")]
     Invalid {
         what: String,
@@ -58,7 +60,7 @@ pub enum OneShotError {
 /// them all in one batch.
 pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
     let root = std::sync::Arc::new(Root::new(&cfg.cert_dir));
-    crate::app::prepare_outputs(cfg, &root).await;
+    prepare_outputs(cfg, &root).await;
     let agent = Agent::new(cfg.agent_socket.clone());
     let mut wait = Patience::new(cfg.oneshot_max_wait);
     let hint = cfg.hint.as_deref();
@@ -86,8 +88,9 @@ pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
         ))),
     );
 
-    let mut batch = Batch::default();
-    let mut logs: Vec<String> = Vec::new();
+    // Everything is fetched before anything is written: one batch, through
+    // the same publisher as daemon mode.
+    let mut parts: Vec<(Batch, Update)> = Vec::new();
     if let (Some(out), Some(first)) = (&cfg.x509, first_x509) {
         let ctx = wait
             .retry("X.509 SVID", first, |d| agent.fetch_x509(d))
@@ -96,26 +99,15 @@ pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
             info!(spiffe_id = %svid.spiffe_id(), hint = svid.hint().unwrap_or(""), "received X.509 SVID");
         }
         let r = x509::render(&ctx, out, hint, unix_now())?;
-        for td in &r.info.refused_trust_domains {
-            warn!(trust_domain = %td, "a trust domain whose name cannot be a safe file name is not written to trust_bundles_dir");
-        }
-        logs.push(format!(
-            "X.509 SVID written: spiffe_id={} serial={}",
-            r.info.spiffe_id, r.info.serial
-        ));
-        batch.extend(r.batch);
+        parts.push((r.batch, Update::X509(r.info)));
     }
     if let (Some(out), Some(first)) = (&cfg.jwt_bundle, first_bundles) {
         let set = wait
             .retry("JWT bundle", first, |d| agent.fetch_jwt_bundles(d))
             .await?;
-        let (b, info) = jwt::render_bundles(&set, out);
-        logs.push(format!(
-            "JWT bundle written: trust_domains={} path={}",
-            info.trust_domains.len(),
-            out.path.display()
-        ));
-        batch.extend(b);
+        let (batch, info) = jwt::render_bundles(&set, out);
+        let path = out.path.clone();
+        parts.push((batch, Update::JwtBundle { path, info }));
     }
     for (entry, first) in cfg.jwt_svids.iter().zip(first_tokens) {
         let audiences = entry.audiences();
@@ -131,21 +123,17 @@ pub async fn run(cfg: &Config) -> Result<(), OneShotError> {
                 what: what.clone(),
                 source,
             })?;
-        logs.push(format!(
-            "JWT SVID written: spiffe_id={} audience={:?} path={}",
-            svid.spiffe_id(),
+        let update = Update::JwtSvid {
+            path: entry.file.path.clone(),
+            spiffe_id: svid.spiffe_id().to_string(),
             audiences,
-            entry.file.path.display()
-        ));
-        batch.extend(jwt::render_token(&svid, entry));
+            expiry: svid.expiry().unix_timestamp(),
+        };
+        parts.push((jwt::render_token(&svid, entry), update));
     }
-
-    tokio::task::spawn_blocking(move || disk::commit(&root, &batch, false))
-        .await
-        .unwrap_or_else(|e| Err(WriteError::other(&format!("the write task failed: {e}"))))?;
-    for line in logs {
-        info!("{line}");
-    }
+    Publisher::one_shot(Events::new(cfg), root)
+        .publish_parts(parts)
+        .await?;
     Ok(())
 }
 

@@ -1,66 +1,25 @@
-//! The one place a rendered batch goes to disk: the blocking write (whole or
-//! not at all, unchanged files skipped), the status, the log line saying
-//! what really happened, and the supervisor's renewal signal.
+//! The one place a rendered batch goes to disk, in both modes: the
+//! blocking write (whole or not at all; unchanged files skipped in daemon
+//! mode), the event that records it, the log line saying what really
+//! happened, and the supervisor's renewal signal.
 //!
 //! A shutdown waits for a batch under way ([`Publisher::close`]), so a
 //! SIGTERM never cuts a write in half and never leaves a temporary file
 //! holding key material behind.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
-use tracing::{debug, error, info};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
 
 use crate::clock::unix_now;
+use crate::config::Config;
 use crate::disk::{self, Batch, Committed, Method, Root, WriteError};
-use crate::jwt::JwtBundleInfo;
-use crate::metrics::{Metrics, OutputKind};
-use crate::status::{StatusTx, WriteStatus};
-use crate::x509::X509Info;
-
-/// Which output a batch belongs to, with what the status and the log need.
-#[derive(Debug, Clone)]
-pub enum Update {
-    X509(X509Info),
-    JwtBundle {
-        path: std::path::PathBuf,
-        info: JwtBundleInfo,
-    },
-    JwtSvid {
-        path: std::path::PathBuf,
-        spiffe_id: String,
-        audiences: Vec<String>,
-        expiry: i64,
-    },
-}
-
-/// The output a failure belongs to.
-#[derive(Debug, Clone)]
-pub enum Output {
-    X509,
-    Jwt(std::path::PathBuf),
-}
-
-impl Update {
-    fn kind(&self) -> OutputKind {
-        match self {
-            Update::X509(_) => OutputKind::X509,
-            Update::JwtBundle { .. } => OutputKind::JwtBundle,
-            Update::JwtSvid { .. } => OutputKind::JwtSvid,
-        }
-    }
-
-    fn output(&self) -> Output {
-        match self {
-            Update::X509(_) => Output::X509,
-            Update::JwtBundle { path, .. } | Update::JwtSvid { path, .. } => {
-                Output::Jwt(path.clone())
-            }
-        }
-    }
-}
+use crate::events::{Events, Output, Update, Written};
 
 /// Why a batch was not published.
 #[derive(Debug, thiserror::Error)]
@@ -80,277 +39,236 @@ pub struct Publisher {
 struct Inner {
     /// `cert_dir`, opened once: every batch goes through it.
     root: Arc<Root>,
-    status: StatusTx,
-    metrics: Metrics,
-    renewals: watch::Sender<u64>,
+    events: Events,
+    /// The supervisor's renewal sequence (`None` in one-shot mode).
+    renewals: Option<watch::Sender<u64>>,
+    /// Daemon mode leaves a file that already holds exactly its bytes
+    /// alone and logs a failed write here; one-shot mode writes every file
+    /// and reports a failure as its outcome.
+    daemon: bool,
     /// Whether an X.509 batch has been published since start-up: the first
     /// one starts `cmd` and signals the pid file even when the files on disk
     /// were already current, as upstream does.
     x509_seen: AtomicBool,
-    gate: Mutex<Gate>,
-    idle: Notify,
-}
-
-#[derive(Default)]
-struct Gate {
-    closed: bool,
-    active: usize,
+    /// The writes under way, waited for at shutdown.
+    writes: TaskTracker,
 }
 
 impl Publisher {
-    pub fn new(
-        status: StatusTx,
-        renewals: watch::Sender<u64>,
-        metrics: Metrics,
+    /// Daemon mode's publisher: unchanged files are skipped and every
+    /// X.509 change is a renewal.
+    pub fn new(events: Events, renewals: watch::Sender<u64>, root: Arc<Root>) -> Self {
+        Self::build(events, Some(renewals), true, false, root)
+    }
+
+    /// One-shot mode's publisher: every file is written, nothing signalled.
+    pub fn one_shot(events: Events, root: Arc<Root>) -> Self {
+        Self::build(events, None, false, false, root)
+    }
+
+    fn build(
+        events: Events,
+        renewals: Option<watch::Sender<u64>>,
+        daemon: bool,
+        x509_seen: bool,
         root: Arc<Root>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 root,
-                status,
-                metrics,
+                events,
                 renewals,
-                x509_seen: AtomicBool::new(false),
-                gate: Mutex::new(Gate::default()),
-                idle: Notify::new(),
+                daemon,
+                x509_seen: AtomicBool::new(x509_seen),
+                writes: TaskTracker::new(),
             }),
         }
     }
 
-    /// A publisher for a reloaded configuration: the same status, metrics
-    /// and renewals, `cert_dir` as `root`, and whether the first X.509
-    /// batch was seen (so an unchanged update after a reload signals
-    /// nothing).
+    /// A publisher for a reloaded configuration: the same events and
+    /// renewals, `cert_dir` as `root`, and whether the first X.509 batch
+    /// was seen (so an unchanged update after a reload signals nothing).
     #[must_use]
     pub fn reconfigured(&self, root: Arc<Root>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                root,
-                status: self.inner.status.clone(),
-                metrics: self.inner.metrics.clone(),
-                renewals: self.inner.renewals.clone(),
-                x509_seen: AtomicBool::new(self.inner.x509_seen.load(Ordering::SeqCst)),
-                gate: Mutex::new(Gate::default()),
-                idle: Notify::new(),
-            }),
-        }
+        let i = &self.inner;
+        Self::build(
+            i.events.clone(),
+            i.renewals.clone(),
+            i.daemon,
+            i.x509_seen.load(Ordering::SeqCst),
+            root,
+        )
     }
 
-    /// Writes `batch` for `update`. Unchanged files are left alone; the
-    /// supervisor hears of an X.509 batch only when something changed (or
-    /// for the first one after start-up).
+    /// Where the tasks report what is not a write.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// Writes `batch` for `update`. The supervisor hears of an X.509 batch
+    /// only when something changed (or for the first one after start-up).
     pub async fn publish(&self, batch: Batch, update: Update) -> Result<Committed, PublishError> {
-        let Some(guard) = self.enter() else {
+        self.publish_parts(vec![(batch, update)]).await
+    }
+
+    /// Writes the batches of several updates as one: every file changes,
+    /// or none does (one-shot mode's single commit).
+    pub async fn publish_parts(
+        &self,
+        parts: Vec<(Batch, Update)>,
+    ) -> Result<Committed, PublishError> {
+        if self.inner.writes.is_closed() {
             return Err(PublishError::ShuttingDown);
-        };
-        // The file that names the output in metrics: the last one written
-        // (the certificate, for X.509).
-        let label = batch
-            .writes
-            .last()
-            .map(|w| crate::status::key(&w.path))
-            .unwrap_or_default();
-        // The guard lives as long as the write itself: even if this future
+        }
+        // The token lives as long as the write itself: even if this future
         // is dropped, a shutdown waits for the blocking write to finish.
+        let token = self.inner.writes.token();
+        let mut batch = Batch::default();
+        let mut updates = Vec::with_capacity(parts.len());
+        for (b, update) in parts {
+            let paths: Vec<PathBuf> = b.writes.iter().map(|w| w.path.clone()).collect();
+            updates.push((update, paths));
+            batch.extend(b);
+        }
         let root = Arc::clone(&self.inner.root);
+        let skip = self.inner.daemon;
         let result = tokio::task::spawn_blocking(move || {
-            let r = disk::commit(&root, &batch, true);
-            drop(guard);
+            let r = disk::commit(&root, &batch, skip);
+            drop(token);
             r
         })
         .await
         .unwrap_or_else(|e| Err(WriteError::other(&format!("the write task failed: {e}"))));
+        let now = unix_now();
         match result {
             Ok(done) => {
-                self.succeeded(&done, &update, &label);
+                for (update, paths) in &updates {
+                    self.succeeded(&done, update, paths, now);
+                }
                 Ok(done)
             }
             Err(e) => {
-                self.inner.metrics.write_failed(update.kind(), &label);
-                self.failed(&update.output(), &e.to_string());
+                for (update, paths) in &updates {
+                    let output = update.output();
+                    self.inner.events.write_failed(&output, &label(paths));
+                }
+                if self.inner.daemon {
+                    let outputs: Vec<Output> = updates.iter().map(|(u, _)| u.output()).collect();
+                    log_failure(&outputs, &e.to_string());
+                }
                 Err(e.into())
             }
         }
     }
 
-    fn succeeded(&self, done: &Committed, update: &Update, label: &str) {
-        let changed = done.changed();
-        let now = unix_now();
-        if !done.written.is_empty() {
-            let methods = done.written.clone();
-            self.inner.status.send_if_modified(|s| {
-                let mut modified = false;
-                for (path, method) in methods {
-                    let was = s.write_methods.insert(crate::status::key(&path), method);
-                    modified |= was != Some(method);
-                }
-                modified
-            });
-        }
-        let metrics = &self.inner.metrics;
-        metrics.written(update.kind(), label, now, changed);
-        match update {
-            Update::X509(info) => {
-                for td in &info.refused_trust_domains {
-                    tracing::warn!(trust_domain = %td, "a trust domain whose name cannot be a safe file name is not written to trust_bundles_dir");
-                }
-                if changed {
-                    info!(
-                        spiffe_id = %info.spiffe_id,
-                        serial = %info.serial,
-                        files = %paths(&done.written),
-                        removed = done.removed.len(),
-                        "X.509 SVID written"
-                    );
-                } else {
-                    debug!(spiffe_id = %info.spiffe_id, serial = %info.serial, "X.509 update unchanged: nothing written");
-                }
-                metrics.x509_svid(info.not_before, info.not_after, &info.bundles);
-                let info = info.clone();
-                self.inner.status.send_modify(|s| {
-                    s.x509 = Some(WriteStatus::Written);
-                    s.x509_not_after = Some(info.not_after);
-                    s.x509_info = Some(info);
-                    if changed || s.x509_written_at.is_none() {
-                        s.x509_written_at = Some(now);
-                    }
-                });
-                let first = !self.inner.x509_seen.swap(true, Ordering::SeqCst);
-                if changed || first {
-                    self.inner.renewals.send_modify(|n| *n = n.wrapping_add(1));
-                }
-            }
-            Update::JwtBundle { path, info } => {
-                if changed {
-                    info!(trust_domains = info.trust_domains.len(), path = %path.display(), "JWT bundle written");
-                } else {
-                    debug!(path = %path.display(), "JWT bundle unchanged: nothing written");
-                }
-                metrics.jwt_bundle(&info.trust_domains);
-                let tds = info.trust_domains.clone();
-                self.inner.status.send_modify(|s| {
-                    if let Some(b) = &mut s.jwt_bundle {
-                        b.trust_domains = tds;
-                        if changed || b.written_at.is_none() {
-                            b.written_at = Some(now);
-                        }
-                    }
-                });
-                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Written);
-            }
-            Update::JwtSvid {
-                path,
-                spiffe_id,
-                audiences,
-                expiry,
-            } => {
-                if changed {
-                    info!(spiffe_id = %spiffe_id, audience = ?audiences, path = %path.display(), "JWT SVID written");
-                } else {
-                    debug!(path = %path.display(), "JWT SVID unchanged: nothing written");
-                }
-                let key = crate::status::key(path);
-                metrics.jwt_svid(&key, *expiry);
-                let (sub, expiry) = (spiffe_id.clone(), *expiry);
-                self.inner.status.send_modify(|s| {
-                    if let Some(j) = s.jwt_svids.get_mut(&key) {
-                        j.sub = Some(sub);
-                        j.expiry = Some(expiry);
-                        if changed || j.written_at.is_none() {
-                            j.written_at = Some(now);
-                        }
-                    }
-                });
-                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Written);
+    /// Records and logs one update of a committed batch; `paths` are its
+    /// files.
+    fn succeeded(&self, done: &Committed, update: &Update, paths: &[PathBuf], now: i64) {
+        let written: Vec<(PathBuf, Method)> = done
+            .written
+            .iter()
+            .filter(|(p, _)| paths.contains(p))
+            .cloned()
+            .collect();
+        let is_x509 = matches!(update, Update::X509(_));
+        let changed = !written.is_empty() || (is_x509 && !done.removed.is_empty());
+        self.inner.events.written(
+            update,
+            Written {
+                label: &label(paths),
+                changed,
+                methods: &written,
+                now,
+            },
+        );
+        log_written(update, changed, &written, done.removed.len());
+        if is_x509 {
+            let first = !self.inner.x509_seen.swap(true, Ordering::SeqCst);
+            if let (true, Some(r)) = (changed || first, &self.inner.renewals) {
+                r.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
     }
 
-    /// The metrics, for the tasks that report into them directly.
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
-    /// The shared status, for the tasks that report into it directly.
-    pub fn status(&self) -> &StatusTx {
-        &self.inner.status
-    }
-
-    /// Records a failure of `output` that happened before or during the
-    /// write, and logs it once.
+    /// Records a failure of `output` that happened before its write, and
+    /// logs it once.
     pub fn failed(&self, output: &Output, reason: &str) {
-        match output {
-            Output::X509 => error!("X.509 update not written: {reason}"),
-            Output::Jwt(path) => error!(path = %path.display(), "not written: {reason}"),
-        }
-        self.mark_failed(output);
-    }
-
-    /// Marks `output` failed without a log line (the caller logged it).
-    pub fn mark_failed(&self, output: &Output) {
-        match output {
-            Output::X509 => {
-                self.inner.status.send_if_modified(|s| {
-                    s.x509.replace(WriteStatus::Failed) != Some(WriteStatus::Failed)
-                });
-            }
-            Output::Jwt(path) => {
-                crate::status::set_jwt(&self.inner.status, path, WriteStatus::Failed);
-            }
-        }
-    }
-
-    fn enter(&self) -> Option<GateGuard> {
-        let mut g = self.inner.gate.lock().ok()?;
-        if g.closed {
-            return None;
-        }
-        g.active += 1;
-        Some(GateGuard {
-            inner: Arc::clone(&self.inner),
-        })
+        log_failure(std::slice::from_ref(output), reason);
+        self.inner.events.failed(output);
     }
 
     /// Refuses new batches and waits up to `limit` for the ones under way.
     /// Returns false when some were still running at the deadline.
     pub async fn close(&self, limit: Duration) -> bool {
-        let wait = async {
-            loop {
-                let notified = self.inner.idle.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                {
-                    let Ok(mut g) = self.inner.gate.lock() else {
-                        return;
-                    };
-                    g.closed = true;
-                    if g.active == 0 {
-                        return;
-                    }
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(limit, wait).await.is_ok()
+        self.inner.writes.close();
+        tokio::time::timeout(limit, self.inner.writes.wait())
+            .await
+            .is_ok()
     }
 }
 
-struct GateGuard {
-    inner: Arc<Inner>,
+fn log_failure(outputs: &[Output], reason: &str) {
+    match outputs {
+        [Output::X509] => error!("X.509 update not written: {reason}"),
+        [one] => {
+            let path = one.path().unwrap_or_else(|| std::path::Path::new(""));
+            error!(path = %path.display(), "not written: {reason}");
+        }
+        _ => error!("nothing was written: {reason}"),
+    }
 }
 
-impl Drop for GateGuard {
-    fn drop(&mut self) {
-        if let Ok(mut g) = self.inner.gate.lock() {
-            g.active -= 1;
-            if g.active == 0 {
-                self.inner.idle.notify_waiters();
+/// The file that names an output in metrics: its batch's last (the
+/// certificate, for X.509).
+fn label(paths: &[PathBuf]) -> String {
+    paths
+        .last()
+        .map(|p| crate::status::key(p))
+        .unwrap_or_default()
+}
+
+/// The log line of one written (or unchanged) update.
+fn log_written(update: &Update, changed: bool, written: &[(PathBuf, Method)], removed: usize) {
+    match update {
+        Update::X509(info) => {
+            for td in &info.refused_trust_domains {
+                warn!(trust_domain = %td, "a trust domain whose name cannot be a safe file name is not written to trust_bundles_dir");
+            }
+            if changed {
+                info!(
+                    spiffe_id = %info.spiffe_id,
+                    serial = %info.serial,
+                    files = %paths(written),
+                    removed,
+                    "X.509 SVID written"
+                );
+            } else {
+                debug!(spiffe_id = %info.spiffe_id, serial = %info.serial, "X.509 update unchanged: nothing written");
+            }
+        }
+        Update::JwtBundle { path, info } => {
+            if changed {
+                info!(trust_domains = info.trust_domains.len(), path = %path.display(), "JWT bundle written");
+            } else {
+                debug!(path = %path.display(), "JWT bundle unchanged: nothing written");
+            }
+        }
+        Update::JwtSvid {
+            path,
+            spiffe_id,
+            audiences,
+            ..
+        } => {
+            if changed {
+                info!(spiffe_id = %spiffe_id, audience = ?audiences, path = %path.display(), "JWT SVID written");
+            } else {
+                debug!(path = %path.display(), "JWT SVID unchanged: nothing written");
             }
         }
     }
 }
 
-fn paths(p: &[(std::path::PathBuf, Method)]) -> String {
+fn paths(p: &[(PathBuf, Method)]) -> String {
     let names: Vec<String> = p
         .iter()
         .map(|(p, m)| match m {
@@ -359,4 +277,63 @@ fn paths(p: &[(std::path::PathBuf, Method)]) -> String {
         })
         .collect();
     names.join(", ")
+}
+
+/// Every file path the configuration writes (for the start-up clean-up).
+fn targets(cfg: &Config) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(x) = &cfg.x509 {
+        if let Some(f) = &x.files {
+            out.extend([
+                f.svid.path.clone(),
+                f.key.path.clone(),
+                f.bundle.path.clone(),
+            ]);
+        }
+        if let Some(c) = &x.credential_bundle {
+            out.push(c.path.clone());
+        }
+        if let Some(p) = &x.pkcs12 {
+            out.extend(
+                p.keystore
+                    .iter()
+                    .chain(&p.truststore)
+                    .map(|f| f.path.clone()),
+            );
+        }
+    }
+    if let Some(b) = &cfg.jwt_bundle {
+        out.push(b.path.clone());
+    }
+    out.extend(cfg.jwt_svids.iter().map(|j| j.file.path.clone()));
+    out
+}
+
+/// Before the first write, in both modes, off the runtime thread: removes
+/// temporary files an earlier run left behind (after a SIGKILL or a power
+/// loss), and warns once about directories whose files can only be
+/// rewritten in place.
+pub async fn prepare_outputs(cfg: &Config, root: &Arc<Root>) {
+    let targets = targets(cfg);
+    let own = cfg
+        .x509
+        .as_ref()
+        .and_then(|x| x.trust_bundles.as_ref())
+        .map(|t| t.dir.clone());
+    let root = Arc::clone(root);
+    let done = tokio::task::spawn_blocking(move || {
+        let removed = disk::remove_leftovers(&root, &targets, own.as_deref());
+        let unwritable = disk::unwritable_dirs(&root, &targets);
+        (removed, unwritable)
+    })
+    .await;
+    let Ok((removed, unwritable)) = done else {
+        return;
+    };
+    for p in removed {
+        info!(path = %p.display(), "removed a temporary file left by an earlier run");
+    }
+    for w in unwritable {
+        warn!("{w}");
+    }
 }

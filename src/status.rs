@@ -351,12 +351,6 @@ impl Status {
     }
 }
 
-/// Records one JWT file's status.
-pub fn set_jwt(tx: &StatusTx, path: &std::path::Path, status: WriteStatus) {
-    let k = key(path);
-    tx.send_if_modified(|s| s.jwt.insert(k, status) != Some(status));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,30 +429,6 @@ mod tests {
             "certs/jwt.token"
         );
         assert_eq!(key(std::path::Path::new("/a//b/")), "/a/b");
-    }
-
-    #[test]
-    fn set_jwt_records_the_status_and_notifies_only_on_a_change() {
-        let (tx, mut rx) = watch::channel(status());
-        rx.mark_unchanged();
-        let path = std::path::Path::new("./certs/jwt.token");
-        set_jwt(&tx, path, WriteStatus::Written);
-        assert!(rx.has_changed().unwrap());
-        assert_eq!(
-            rx.borrow_and_update().jwt["certs/jwt.token"],
-            WriteStatus::Written
-        );
-        set_jwt(&tx, path, WriteStatus::Written);
-        assert!(!rx.has_changed().unwrap(), "no change, no notification");
-        set_jwt(
-            &tx,
-            std::path::Path::new("certs/other.token"),
-            WriteStatus::Failed,
-        );
-        assert!(rx.has_changed().unwrap());
-        let s = rx.borrow_and_update().clone();
-        assert_eq!(s.jwt.len(), 2);
-        assert!(!s.is_live(0));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Process supervision (README "Starting or signalling your program"): after each successful X.509 write,
-//! start `cmd` or send it `renew_signal`, and signal the process named by
+//! Process supervision (docs/modes.md, "Starting or signalling your
+//! program"): after each successful X.509 write, start `cmd` or send it `renew_signal`, and signal the process named by
 //! `pid_file_name`; when `cmd` exits, follow `cmd_exit_policy`.
 //!
 //! One task owns the child. Renewals arrive as a sequence number on a
@@ -22,8 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::{Command, ExitPolicy, ProcessConfig};
-use crate::metrics::Metrics;
-use crate::status::StatusTx;
+use crate::events::{Events, Target};
 
 /// How long a child may take to exit after the shutdown signal.
 pub const CHILD_GRACE: Duration = Duration::from_secs(10);
@@ -60,13 +59,6 @@ pub enum Ended {
     ChildExited(u8),
 }
 
-/// Where the supervisor reports.
-#[derive(Clone)]
-pub struct Reports {
-    pub status: StatusTx,
-    pub metrics: Metrics,
-}
-
 /// Runs until `stop` carries a signal (then forwards it to the child, waits
 /// up to [`CHILD_GRACE`], then SIGKILL) or, with `cmd_exit_policy = "exit"`,
 /// until the child exits.
@@ -75,7 +67,7 @@ pub async fn run(
     mut updates: watch::Receiver<ProcessConfig>,
     mut renewals: watch::Receiver<u64>,
     mut stop: watch::Receiver<Option<Signal>>,
-    reports: Reports,
+    events: Events,
 ) -> Ended {
     let mut child: Option<Running> = None;
     let mut pid_retry: Option<JoinHandle<()>> = None;
@@ -94,7 +86,7 @@ pub async fn run(
                         h.abort();
                     }
                     let code = match child.take() {
-                        Some(c) => stop_child(c, sig, &reports).await,
+                        Some(c) => stop_child(c, sig, &events).await,
                         None => None,
                     };
                     return Ended::Stopped { child_code: code.filter(|_| exit_mode) };
@@ -114,11 +106,11 @@ pub async fn run(
                     let was_running = child.is_some();
                     if let Some(c) = child.take() {
                         info!("cmd changed in the reloaded configuration: stopping the running one");
-                        stop_child(c, Signal::SIGTERM, &reports).await;
+                        stop_child(c, Signal::SIGTERM, &events).await;
                     }
                     restart_at = None;
                     if let (true, Some(cmd)) = (was_running, &new.cmd) {
-                        child = start(cmd, new.renew_signal, &reports);
+                        child = start(cmd, new.renew_signal, &events);
                     }
                 }
                 exit_mode = new.exit_policy == ExitPolicy::Exit;
@@ -126,7 +118,7 @@ pub async fn run(
             }
             status = wait(&mut child) => {
                 let Some(ran) = child.take() else { continue };
-                let code = record_exit(&status, &reports);
+                let code = record_exit(&status, &events);
                 match cfg.exit_policy {
                     ExitPolicy::Exit => {
                         info!("cmd exited; the helper exits with its code (cmd_exit_policy = \"exit\")");
@@ -149,7 +141,7 @@ pub async fn run(
                 restart_at = None;
                 if let Some(cmd) = &cfg.cmd {
                     if child.is_none() {
-                        child = start(cmd, cfg.renew_signal, &reports);
+                        child = start(cmd, cfg.renew_signal, &events);
                     }
                 }
             }
@@ -161,10 +153,10 @@ pub async fn run(
                 renewals.borrow_and_update();
                 if let Some(cmd) = &cfg.cmd {
                     if let Some(c) = &child {
-                        signal_child(c, cfg.renew_signal, &reports);
+                        signal_child(c, cfg.renew_signal, &events);
                     } else {
                         restart_at = None;
-                        child = start(cmd, cfg.renew_signal, &reports);
+                        child = start(cmd, cfg.renew_signal, &events);
                         if child.is_none() && exit_mode {
                             return Ended::ChildExited(EXIT_CANNOT_RUN);
                         }
@@ -175,7 +167,7 @@ pub async fn run(
                     if let Some(h) = pid_retry.take() {
                         h.abort();
                     }
-                    pid_retry = Some(tokio::spawn(signal_pid_file(path.clone(), sig, reports.clone())));
+                    pid_retry = Some(tokio::spawn(signal_pid_file(path.clone(), sig, events.clone())));
                 }
             }
         }
@@ -214,7 +206,7 @@ pub fn exit_code(status: &ExitStatus) -> Option<u8> {
 }
 
 /// Logs an exit and records it; returns the exit code.
-fn record_exit(status: &std::io::Result<ExitStatus>, reports: &Reports) -> Option<u8> {
+fn record_exit(status: &std::io::Result<ExitStatus>, events: &Events) -> Option<u8> {
     use std::os::unix::process::ExitStatusExt as _;
     CHILD_PID.store(0, std::sync::atomic::Ordering::SeqCst);
     let (code, text) = match status {
@@ -239,37 +231,30 @@ fn record_exit(status: &std::io::Result<ExitStatus>, reports: &Reports) -> Optio
             (None, format!("unknown ({e})"))
         }
     };
-    reports.metrics.cmd_exited(code.map(i64::from));
-    reports.status.send_modify(|s| {
-        if let Some(p) = &mut s.process {
-            p.running = false;
-            p.pid = None;
-            p.last_exit = Some(text);
-        }
-    });
+    events.cmd_exited(code, text);
     code
 }
 
 /// Sends the renew signal to the running child (none set: nothing).
-fn signal_child(c: &Running, sig: Option<Signal>, reports: &Reports) {
+fn signal_child(c: &Running, sig: Option<Signal>, events: &Events) {
     let Some(sig) = sig else { return };
     // `id()` is None once the child has been reaped: never signal a stale pid.
     if let Some(pid) = c.child.id() {
         match kill(raw_pid(pid), sig) {
             Ok(()) => {
                 info!(pid, signal = sig.as_str(), "signalled cmd");
-                reports.metrics.renew_signal("cmd", true);
+                events.renew_signal(Target::Cmd, true);
             }
             Err(e) => {
                 error!(pid, signal = sig.as_str(), "cannot signal cmd: {e}");
-                reports.metrics.renew_signal("cmd", false);
+                events.renew_signal(Target::Cmd, false);
             }
         }
     }
 }
 
 /// Starts `cmd`; `None` (logged) when it cannot be started.
-fn start(cmd: &Command, sig: Option<Signal>, reports: &Reports) -> Option<Running> {
+fn start(cmd: &Command, sig: Option<Signal>, events: &Events) -> Option<Running> {
     let argv = shown(cmd);
     let mut command = TokioCommand::new(&cmd.program);
     command
@@ -286,14 +271,7 @@ fn start(cmd: &Command, sig: Option<Signal>, reports: &Reports) -> Option<Runnin
                 std::sync::atomic::Ordering::SeqCst,
             );
             info!(pid = pid.unwrap_or(0), argv = %argv, "started cmd");
-            reports.metrics.cmd_started();
-            reports.status.send_modify(|s| {
-                if let Some(p) = &mut s.process {
-                    p.running = true;
-                    p.pid = pid;
-                    p.starts += 1;
-                }
-            });
+            events.cmd_started(pid);
             Some(Running {
                 child: c,
                 started: Instant::now(),
@@ -301,11 +279,7 @@ fn start(cmd: &Command, sig: Option<Signal>, reports: &Reports) -> Option<Runnin
         }
         Err(e) => {
             error!(argv = %argv, program = %cmd.program, "cannot start cmd: {e}");
-            reports.status.send_modify(|s| {
-                if let Some(p) = &mut s.process {
-                    p.last_exit = Some(format!("not started: {e}"));
-                }
-            });
+            events.cmd_not_started(&e.to_string());
             None
         }
     }
@@ -358,7 +332,7 @@ fn raw_pid(pid: u32) -> Pid {
 
 /// Sends `sig` to the child, waits for it up to the grace period, then
 /// kills it. Returns its exit code.
-async fn stop_child(mut c: Running, sig: Signal, reports: &Reports) -> Option<u8> {
+async fn stop_child(mut c: Running, sig: Signal, events: &Events) -> Option<u8> {
     if let Some(pid) = c.child.id() {
         info!(
             pid,
@@ -377,24 +351,13 @@ async fn stop_child(mut c: Running, sig: Signal, reports: &Reports) -> Option<u8
         let _ = c.child.kill().await;
         c.child.wait().await
     };
-    record_exit(&status, reports)
+    record_exit(&status, events)
 }
 
 /// Reads the pid file and signals that process, retrying on failure.
-async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
-    // Upstream's schedule, exactly: 100 ms doubling.
-    let mut delay = PID_FIRST_DELAY;
-    let record = |pid: Option<i32>, result: String| {
-        reports.status.send_modify(|s| {
-            if let Some(p) = &mut s.pid_file {
-                if pid.is_some() {
-                    p.last_pid = pid;
-                }
-                p.last_result = Some(result);
-                p.at = Some(crate::clock::unix_now());
-            }
-        });
-    };
+async fn signal_pid_file(path: PathBuf, sig: Signal, events: Events) {
+    // Upstream's schedule, exactly: 100 ms doubling, no jitter.
+    let mut delays = Backoff::exact(PID_FIRST_DELAY, PID_FIRST_DELAY * 2u32.pow(PID_TRIES));
     for attempt in 1..=PID_TRIES {
         // Off the runtime thread: the file may sit on a stuck network
         // filesystem.
@@ -405,20 +368,18 @@ async fn signal_pid_file(path: PathBuf, sig: Signal, reports: Reports) {
         match read.and_then(|pid| send(pid, sig)) {
             Ok(pid) => {
                 info!(pid, signal = sig.as_str(), pid_file = %path.display(), "signalled process from pid file");
-                reports.metrics.renew_signal("pid_file", true);
-                record(Some(pid), format!("signalled {}", sig.as_str()));
+                events.pid_file(Some(pid), format!("signalled {}", sig.as_str()));
                 return;
             }
             Err(e) if attempt == PID_TRIES => {
                 error!(pid_file = %path.display(), "giving up signalling after {PID_TRIES} tries: {e}");
-                reports.metrics.renew_signal("pid_file", false);
-                record(None, format!("gave up after {PID_TRIES} tries: {e}"));
+                events.pid_file(None, format!("gave up after {PID_TRIES} tries: {e}"));
                 return;
             }
             Err(e) => {
+                let delay = delays.next_delay();
                 warn!(pid_file = %path.display(), "{e}; retrying in {} ms", delay.as_millis());
                 tokio::time::sleep(delay).await;
-                delay *= 2;
             }
         }
     }
@@ -558,6 +519,64 @@ pub fn raise_descriptor_limit() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pid_file_config(path: &Path) -> crate::config::Config {
+        crate::config::testing::ok(&format!(
+            "cert_dir = \"c\"\njwt_bundle_file_name = \"b.json\"\npid_file_name = \"{}\"\nrenew_signal = \"SIGUSR1\"\n",
+            path.display()
+        ))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pid_file_that_never_holds_a_pid_is_tried_ten_times_on_upstreams_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.pid");
+        std::fs::write(&path, "not-a-pid\n").unwrap();
+        let events = Events::new(&pid_file_config(&path));
+        let started = tokio::time::Instant::now();
+        signal_pid_file(path.clone(), Signal::SIGUSR1, events.clone()).await;
+        // Nine waits: 100 ms doubling, exactly (no jitter), 51.1 s in all.
+        assert_eq!(started.elapsed(), Duration::from_millis(51_100));
+        let status = events.subscribe().borrow().pid_file.clone().unwrap();
+        let result = status.last_result.unwrap();
+        assert!(result.starts_with("gave up after 10 tries"), "{result}");
+        assert!(result.contains("not-a-pid"), "the last reason: {result}");
+        assert_eq!(status.last_pid, None);
+        let metrics = events.metrics().encode();
+        assert!(
+            metrics.contains("spiffe_helper_renew_signal_failures_total{target=\"pid_file\"} 1")
+        );
+        assert!(metrics.contains("spiffe_helper_renew_signals_total{target=\"pid_file\"} 0"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pid_file_that_becomes_valid_during_the_retries_is_signalled_then() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.pid");
+        // A process whose default SIGUSR1 disposition ends it: the signal
+        // shows as its exit status.
+        let mut target = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let events = Events::new(&pid_file_config(&path));
+        let started = tokio::time::Instant::now();
+        let retrying = signal_pid_file(path.clone(), Signal::SIGUSR1, events.clone());
+        let appears = async {
+            // After the 100, 200 and 400 ms waits (0.7 s), before the fourth try.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            std::fs::write(&path, format!("{}\n", target.id())).unwrap();
+        };
+        tokio::join!(retrying, appears);
+        // The fifth try (after 0.1 + 0.2 + 0.4 + 0.8 s) found it.
+        assert_eq!(started.elapsed(), Duration::from_millis(1_500));
+        let status = target.wait().unwrap();
+        assert_eq!(status.signal(), Some(Signal::SIGUSR1 as i32));
+        let st = events.subscribe().borrow().pid_file.clone().unwrap();
+        assert_eq!(st.last_pid, i32::try_from(target.id()).ok());
+        assert_eq!(st.last_result.as_deref(), Some("signalled SIGUSR1"));
+    }
 
     #[test]
     fn pid_file_must_hold_a_positive_decimal_pid_of_another_process() {

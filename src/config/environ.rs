@@ -158,7 +158,7 @@ fn structured(raw: &str) -> Option<Value> {
     if !(t.starts_with('[') || t.starts_with('{')) {
         return None;
     }
-    let doc = super::tree::parse(&format!("v = {t}\n")).ok()?;
+    let doc = super::syntax::parse(&format!("v = {t}\n")).ok()?;
     let e = doc.entries.into_iter().next()?;
     Some(e.node.value)
 }

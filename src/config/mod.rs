@@ -32,6 +32,7 @@ mod number;
 mod read;
 mod rules;
 mod suggest;
+mod syntax;
 mod tree;
 #[cfg(test)]
 mod upstream_examples;
@@ -78,6 +79,42 @@ pub struct Sources {
     pub expand_env: bool,
     /// The environment's `SPIFFE_HLP_` variables (others are ignored).
     pub vars: Vec<(String, String)>,
+}
+
+impl Config {
+    /// The parts of the configuration that differ in `new`, by name, for
+    /// the reload's log line.
+    pub fn changes(&self, new: &Config) -> Vec<&'static str> {
+        fn differ<T: fmt::Debug>(a: &T, b: &T) -> bool {
+            format!("{a:?}") != format!("{b:?}")
+        }
+        let (o, n) = (self, new);
+        let (op, np) = (&o.process, &n.process);
+        [
+            ("agent_address", o.agent_socket != n.agent_socket),
+            ("cert_dir", o.cert_dir != n.cert_dir),
+            ("hint", o.hint != n.hint),
+            ("x509 outputs", differ(&o.x509, &n.x509)),
+            ("jwt_svids", differ(&o.jwt_svids, &n.jwt_svids)),
+            ("jwt_bundle_file_name", differ(&o.jwt_bundle, &n.jwt_bundle)),
+            ("cmd", differ(&op.cmd, &np.cmd)),
+            (
+                "process",
+                differ(
+                    &(&op.pid_file, op.renew_signal, op.exit_policy),
+                    &(&np.pid_file, np.renew_signal, np.exit_policy),
+                ),
+            ),
+            ("health_checks", differ(&o.health, &n.health)),
+            (
+                "logging",
+                differ(&(o.log_level, o.log_format), &(n.log_level, n.log_format)),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
 }
 
 impl Sources {
@@ -421,7 +458,7 @@ pub fn parse_with(
     } else {
         text
     };
-    let mut doc = tree::parse(text).map_err(|e| ConfigError::Invalid {
+    let mut doc = syntax::parse(text).map_err(|e| ConfigError::Invalid {
         origin: origin_name.clone(),
         problems: vec![Problem {
             line: Some(e.line),

@@ -6,8 +6,6 @@
 //! reads it, and both keep repeated keys in file order for the reader to
 //! resolve.
 
-use super::{hcl1, json};
-
 /// How deep lists and objects may nest. The configuration needs three
 /// levels; the bound keeps a hostile file from exhausting the stack.
 pub const MAX_DEPTH: usize = 64;
@@ -86,27 +84,6 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Parses HCL or JSON text. A leading byte order mark is skipped (HCL v1
-/// would call it an illegal character).
-pub fn parse(text: &str) -> Result<Document, SyntaxError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.trim_start().starts_with('{') {
-        let (entries, warnings) = json::parse(text)?;
-        Ok(Document {
-            format: Format::Json,
-            entries,
-            warnings,
-        })
-    } else {
-        let parsed = hcl1::parse(text)?;
-        Ok(Document {
-            format: Format::Hcl,
-            entries: parsed.entries,
-            warnings: parsed.warnings,
-        })
-    }
-}
-
 /// The one-based line and column (in characters) of a byte offset, for
 /// errors. Linear in the offset; called once per error.
 pub fn position(text: &str, offset: usize) -> (usize, usize) {
@@ -149,16 +126,6 @@ pub fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_and_hcl_are_told_apart_by_the_first_character() {
-        assert_eq!(parse(" \n{\"a\": 1}").unwrap().format, Format::Json);
-        assert_eq!(parse("a = 1").unwrap().format, Format::Hcl);
-        assert_eq!(parse("").unwrap().format, Format::Hcl);
-        // A byte order mark is skipped, before either syntax.
-        assert_eq!(parse("\u{feff}{\"a\": 1}").unwrap().format, Format::Json);
-        assert_eq!(parse("\u{feff}a = 1").unwrap().entries.len(), 1);
-    }
 
     #[test]
     fn positions_count_characters() {

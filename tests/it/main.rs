@@ -20,7 +20,6 @@ mod health;
 mod hostile;
 mod image;
 mod in_process;
-mod jwt_refresh;
 mod nginx;
 mod observability;
 mod oneshot;

@@ -1,6 +1,7 @@
-//! The one stream loop, shared by the X.509 and JWT bundle watchers:
-//! subscribe, hand each message on, and when the stream breaks report why
-//! and subscribe again after a backoff, until cancelled.
+//! The one watcher of a Workload API stream, for the X.509 and the JWT
+//! bundle streams alike: subscribe, render and publish each message, and
+//! when the stream breaks report why and subscribe again after a backoff,
+//! until cancelled.
 //!
 //! Warnings are de-duplicated by the kind of failure, not its text: the
 //! first few name the cause, then a reminder at warn level at most every
@@ -14,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::{sleep_or_cancel, Backoff};
+use crate::disk::Batch;
+use crate::events::{Output, Update};
 use crate::publish::Publisher;
 use crate::workload::{ErrorKind, WorkloadError};
 
@@ -27,29 +30,37 @@ pub const LOUD: u32 = 3;
 /// How often a reminder is logged while the same failure goes on.
 pub const REMIND_EVERY: Duration = Duration::from_secs(180);
 
-/// Subscribes with `open` and calls `handle` for each message until `token`
-/// is cancelled. `on_failure` is told of every failure (to mark a status);
-/// the stream's state goes to the status (`key`) and the metrics.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the one loop's seams, each used once"
-)]
-pub async fn run<T, S, Open, OpenFut, Handle, HandleFut>(
-    name: &'static str,
-    key: &'static str,
+/// Which stream a watcher follows.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// Its name in the log (`X.509 SVID stream`).
+    pub name: &'static str,
+    /// Its key in the status and the metrics (`x509`, `jwt_bundle`).
+    pub key: &'static str,
+    /// The output its messages are written to: a message that cannot be
+    /// used fails it, and the files on disk are kept.
+    pub output: Output,
+}
+
+/// The one watcher: subscribes with `open`, renders each message with
+/// `render` into a batch and publishes it, until `token` is cancelled.
+/// When the stream breaks it reports why (the log, the status, the
+/// metrics) and subscribes again after a backoff.
+pub async fn watch<T, S, Open, OpenFut, Render>(
+    watched: Watched,
     socket: &std::path::Path,
     open: Open,
-    mut handle: Handle,
-    mut on_failure: impl FnMut(&WorkloadError),
+    render: Render,
     publisher: &Publisher,
     token: CancellationToken,
 ) where
     S: Stream<Item = Result<T, WorkloadError>> + Unpin,
     Open: Fn() -> OpenFut,
     OpenFut: Future<Output = Result<S, WorkloadError>>,
-    Handle: FnMut(T) -> HandleFut,
-    HandleFut: Future<Output = ()>,
+    Render: Fn(&T) -> Result<(Batch, Update), String>,
 {
+    let Watched { name, key, output } = watched;
+    let events = publisher.events();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut reporter = Reporter::new(name, socket);
     loop {
@@ -78,8 +89,12 @@ pub async fn run<T, S, Open, OpenFut, Handle, HandleFut>(
                         Some(Ok(item)) => {
                             backoff.reset();
                             reporter.recovered();
-                            stream_state(publisher, key, None);
-                            handle(item).await;
+                            events.stream_up(key);
+                            match render(&item) {
+                                // The publisher logs and records the outcome.
+                                Ok((batch, update)) => drop(publisher.publish(batch, update).await),
+                                Err(reason) => publisher.failed(&output, &reason),
+                            }
                         }
                         Some(Err(e)) => return e,
                         None => return WorkloadError::closed(socket),
@@ -87,36 +102,17 @@ pub async fn run<T, S, Open, OpenFut, Handle, HandleFut>(
                 }
             } => e,
         };
-        on_failure(&ended);
+        if ended.kind() == ErrorKind::Malformed {
+            events.failed(&output);
+        }
         reporter.failed(&ended);
-        stream_state(publisher, key, Some(&ended));
-        publisher.metrics().stream_reconnect(key);
+        events.stream_down(key, &ended.to_string());
         let delay = backoff.next_delay();
         debug!("{name}: subscribing again in {} ms", delay.as_millis());
         if sleep_or_cancel(&token, delay).await {
             return;
         }
     }
-}
-
-/// Records a stream as up (`None`) or down with its error.
-fn stream_state(publisher: &Publisher, key: &'static str, error: Option<&WorkloadError>) {
-    let connected = error.is_none();
-    publisher.metrics().stream(key, connected);
-    let now = crate::clock::unix_now();
-    let text = error.map(ToString::to_string);
-    publisher.status().send_if_modified(|s| {
-        let st = s.streams.entry(key).or_default();
-        let was = (st.connected, st.since.is_some(), st.last_error.clone());
-        if st.connected != connected || st.since.is_none() {
-            st.since = Some(now);
-        }
-        st.connected = connected;
-        if text.is_some() {
-            st.last_error.clone_from(&text);
-        }
-        was != (st.connected, st.since.is_some(), st.last_error.clone())
-    });
 }
 
 /// How a failure was logged.
@@ -226,7 +222,95 @@ pub fn human(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::disk::{FileWrite, Root};
+    use crate::events::Events;
+
+    /// A stream that sends `items` and then stays open without a word.
+    fn scripted(items: Vec<u32>) -> impl Stream<Item = Result<u32, WorkloadError>> + Unpin {
+        futures_util::stream::iter(items.into_iter().map(Ok)).chain(futures_util::stream::pending())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_silent_for_a_minute_is_abandoned_reported_and_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::testing::ok(&format!(
+            "cert_dir = \"{}\"\njwt_bundle_file_name = \"b.json\"\n",
+            dir.path().display()
+        ));
+        let events = Events::new(&cfg);
+        let publisher = Publisher::one_shot(events.clone(), Arc::new(Root::new(&cfg.cert_dir)));
+        let path = cfg.jwt_bundle.as_ref().unwrap().path.clone();
+        let opened: Mutex<Vec<tokio::time::Instant>> = Mutex::new(Vec::new());
+        let rendered: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+        let token = CancellationToken::new();
+        let watched = Watched {
+            name: "test stream",
+            key: "jwt_bundle",
+            output: Output::JwtBundle(path.clone()),
+        };
+        let open = || {
+            let mut o = opened.lock().unwrap();
+            o.push(tokio::time::Instant::now());
+            // The first stream stays silent; the second sends 7.
+            let items = if o.len() == 1 { vec![] } else { vec![7] };
+            async move { Ok(scripted(items)) }
+        };
+        let render = |n: &u32| {
+            rendered.lock().unwrap().push(*n);
+            let batch = Batch {
+                writes: vec![FileWrite::new(path.clone(), b"{}".to_vec(), 0o600)],
+                own_dir: None,
+            };
+            let info = crate::jwt::JwtBundleInfo::default();
+            Ok((
+                batch,
+                Update::JwtBundle {
+                    path: PathBuf::from(&path),
+                    info,
+                },
+            ))
+        };
+        let watching = watch(
+            watched,
+            Path::new("/scripted.sock"),
+            open,
+            render,
+            &publisher,
+            token.clone(),
+        );
+        let check = async {
+            while rendered.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            token.cancel();
+        };
+        tokio::join!(watching, check);
+
+        let opened = opened.lock().unwrap().clone();
+        assert_eq!(opened.len(), 2, "opened again after the silence");
+        let gap = opened[1] - opened[0];
+        // The first-message deadline, then the first backoff (0.5 s + 10 %).
+        assert!(gap >= FIRST_MESSAGE + Duration::from_millis(500), "{gap:?}");
+        assert!(gap <= FIRST_MESSAGE + Duration::from_millis(600), "{gap:?}");
+        assert_eq!(*rendered.lock().unwrap(), [7]);
+        let status = events.subscribe().borrow().clone();
+        let stream = &status.streams["jwt_bundle"];
+        assert!(stream.connected);
+        let error = stream.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("sent no message within 60s"), "{error}");
+        let metrics = events.metrics().encode();
+        assert!(
+            metrics.contains(
+                "spiffe_helper_workload_api_stream_reconnects_total{stream=\"jwt_bundle\"} 1"
+            ),
+            "{metrics}"
+        );
+        assert_eq!(std::fs::read(dir.path().join("b.json")).unwrap(), b"{}");
+    }
 
     #[test]
     fn durations_read_like_a_person_writes_them() {
