@@ -53,6 +53,19 @@ fn args() -> Args {
     a
 }
 
+/// What every figure uses: the binary, the fake agent and its PKI, the
+/// pid file the helper signals (this process: its SIGUSR1 marks the end of
+/// each rotation) and that signal's stream.
+struct Bench {
+    args: Args,
+    helper: PathBuf,
+    api: FakeWorkloadApi,
+    pki: Pki,
+    pid_file: PathBuf,
+    usr1: tokio::signal::unix::Signal,
+    dir: tempfile::TempDir,
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = args();
@@ -65,7 +78,6 @@ async fn main() {
             m.len()
         );
     }
-
     let api = FakeWorkloadApi::start().await;
     let pki = Pki::new();
     api.set_x509(pki.x509_update(pki.svid()));
@@ -76,146 +88,192 @@ async fn main() {
     );
     api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).expect("certs");
-
-    // One-shot wall time, process start to exit.
-    let oneshot = write_conf(
-        dir.path(),
-        "oneshot.conf",
-        api.socket_path(),
-        &certs,
-        false,
-        None,
-    );
-    let mut times = Vec::new();
-    for _ in 0..10 {
-        let t = Instant::now();
-        let st = tokio::process::Command::new(&helper)
-            .arg("-config")
-            .arg(&oneshot)
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .expect("run helper");
-        assert!(st.success(), "one-shot run failed");
-        times.push(t.elapsed());
-    }
-    times.sort();
-    println!(
-        "one-shot wall time (X.509 + 2 JWT SVIDs + JWT bundle, median of 10): {:.2} ms",
-        ms(times[5])
-    );
-
-    // Daemon: the bench itself is the pid-file process, so the helper's
-    // SIGUSR1 marks the end of each rotation (files renamed, signal sent).
     let pid_file = dir.path().join("bench.pid");
     std::fs::write(&pid_file, std::process::id().to_string()).expect("pid file");
-    let mut usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
-    let port = free_port();
-    let daemon = write_conf(
-        dir.path(),
-        "daemon.conf",
-        api.socket_path(),
-        &certs,
-        true,
-        Some((&pid_file, port)),
-    );
-    let mut child = tokio::process::Command::new(&helper)
-        .arg("-config")
-        .arg(&daemon)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start daemon");
-    let pid = child.id().expect("pid");
-    // The first X.509 write signals us once.
-    tokio::time::timeout(Duration::from_secs(10), usr1.recv())
-        .await
-        .expect("first renewal signal");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    println!(
-        "idle RSS after startup: {:.2} MB (anonymous {:.2} MB, file-backed {:.2} MB)",
-        status_kb(pid, "VmRSS:") as f64 / 1024.0,
-        status_kb(pid, "RssAnon:") as f64 / 1024.0,
-        status_kb(pid, "RssFile:") as f64 / 1024.0,
-    );
-    if let Some(path) = std::env::var_os("BENCH_SMAPS") {
-        // For digging into the idle figure: the helper's memory map, page by page.
-        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-        std::fs::write(&path, smaps).expect("write BENCH_SMAPS");
+    let usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+    let mut b = Bench {
+        args,
+        helper,
+        api,
+        pki,
+        pid_file,
+        usr1,
+        dir,
+    };
+    let certs = b.dir.path().join("certs");
+    std::fs::create_dir(&certs).expect("certs");
+    b.one_shot(&certs).await;
+    b.daemon(&certs).await;
+    b.tmpfs_rotations().await;
+    for entries in [1usize, 100] {
+        b.jwt_entries(entries).await;
+    }
+}
+
+impl Bench {
+    /// The helper in daemon mode with `conf`, quiet.
+    fn spawn(&self, conf: &Path) -> tokio::process::Child {
+        tokio::process::Command::new(&self.helper)
+            .arg("-config")
+            .arg(conf)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start daemon")
     }
 
-    let cpu0 = cpu_ns(pid);
-    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
-    let cpu1 = cpu_ns(pid);
-    println!(
-        "CPU time while idle for {} s: {:.3} ms",
-        args.idle_secs,
-        cpu1.saturating_sub(cpu0) as f64 / 1e6
-    );
-
-    // Rotation latency: push → SIGUSR1 received.
-    let svids: Vec<_> = (0..args.rotations).map(|_| pki.svid()).collect();
-    let mut lat = Vec::with_capacity(args.rotations);
-    for svid in svids {
-        let update = pki.x509_update(svid);
-        let t = Instant::now();
-        api.set_x509(update);
-        tokio::time::timeout(Duration::from_secs(10), usr1.recv())
+    /// Waits for the helper's renewal signal.
+    async fn renewal(&mut self, limit: Duration) {
+        tokio::time::timeout(limit, self.usr1.recv())
             .await
             .expect("renewal signal");
-        lat.push(t.elapsed());
     }
-    lat.sort();
-    if !lat.is_empty() {
-        let p = |q: f64| ms(lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)]);
+
+    /// Push → SIGUSR1 for each of `n` new SVIDs, sorted.
+    async fn rotations(&mut self, n: usize) -> Vec<Duration> {
+        let updates: Vec<_> = (0..n)
+            .map(|_| self.pki.x509_update(self.pki.svid()))
+            .collect();
+        let mut lat = Vec::with_capacity(n);
+        for update in updates {
+            let t = Instant::now();
+            self.api.set_x509(update);
+            self.renewal(Duration::from_secs(10)).await;
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        lat
+    }
+
+    /// One-shot wall time, process start to exit.
+    async fn one_shot(&self, certs: &Path) {
+        let conf = write_conf(
+            self.dir.path(),
+            "oneshot.conf",
+            self.api.socket_path(),
+            certs,
+            false,
+            None,
+        );
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            let st = tokio::process::Command::new(&self.helper)
+                .arg("-config")
+                .arg(&conf)
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .expect("run helper");
+            assert!(st.success(), "one-shot run failed");
+            times.push(t.elapsed());
+        }
+        times.sort();
         println!(
-            "rotation latency over {} rotations: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            lat.len(),
-            p(0.50),
-            p(0.99),
-            ms(*lat.last().unwrap_or(&Duration::ZERO))
+            "one-shot wall time (X.509 + 2 JWT SVIDs + JWT bundle, median of 10): {:.2} ms",
+            ms(times[5])
         );
     }
 
-    // Memory after many rotations. Pre-mint a pool: minting is the slow part.
-    let rss_before = status_kb(pid, "VmRSS:");
-    let pool: Vec<_> = (0..50).map(|_| pki.x509_update(pki.svid())).collect();
-    for i in 0..args.soak {
-        api.set_x509(pool[i % pool.len()].clone());
-        tokio::time::timeout(Duration::from_secs(10), usr1.recv())
-            .await
-            .expect("renewal signal");
+    /// One daemon: idle memory and CPU, rotation latency and CPU, memory
+    /// after many rotations, a large federation, the metrics scrape, and
+    /// the shutdown.
+    async fn daemon(&mut self, certs: &Path) {
+        let port = free_port();
+        let conf = write_conf(
+            self.dir.path(),
+            "daemon.conf",
+            self.api.socket_path(),
+            certs,
+            true,
+            Some((&self.pid_file, port)),
+        );
+        let mut child = self.spawn(&conf);
+        let pid = child.id().expect("pid");
+        // The first X.509 write signals us once.
+        self.renewal(Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        println!(
+            "idle RSS after startup: {:.2} MB (anonymous {:.2} MB, file-backed {:.2} MB)",
+            status_kb(pid, "VmRSS:") as f64 / 1024.0,
+            status_kb(pid, "RssAnon:") as f64 / 1024.0,
+            status_kb(pid, "RssFile:") as f64 / 1024.0,
+        );
+        if let Some(path) = std::env::var_os("BENCH_SMAPS") {
+            // For digging into the idle figure: the helper's memory map, page by page.
+            let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+            std::fs::write(&path, smaps).expect("write BENCH_SMAPS");
+        }
+        let cpu0 = cpu_ns(pid);
+        tokio::time::sleep(Duration::from_secs(self.args.idle_secs)).await;
+        println!(
+            "CPU time while idle for {} s: {:.3} ms",
+            self.args.idle_secs,
+            cpu_ns(pid).saturating_sub(cpu0) as f64 / 1e6
+        );
+        let cpu0 = cpu_ns(pid);
+        let lat = self.rotations(self.args.rotations).await;
+        let cpu = cpu_ns(pid).saturating_sub(cpu0) as f64 / 1e6;
+        if !lat.is_empty() {
+            println!(
+                "rotation latency over {} rotations: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; helper CPU {:.3} ms per rotation",
+                lat.len(),
+                quantile(&lat, 0.50),
+                quantile(&lat, 0.99),
+                ms(*lat.last().unwrap_or(&Duration::ZERO)),
+                cpu / lat.len() as f64
+            );
+        }
+        self.soak(pid).await;
+        if self.args.federation > 0 {
+            self.federation(certs, port).await;
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let t = Instant::now();
+        let _ = child.wait().await;
+        println!("shutdown on SIGTERM: {:.1} ms", ms(t.elapsed()));
     }
-    let rss_after = status_kb(pid, "VmRSS:");
-    println!(
-        "RSS after {} more rotations: {:.2} MB (growth {:+.2} MB)",
-        args.soak,
-        rss_after as f64 / 1024.0,
-        (rss_after as f64 - rss_before as f64) / 1024.0
-    );
 
-    // A rotation carrying a large federation.
-    if args.federation > 0 {
-        let mut update = pki.x509_update(pki.svid());
-        let root = pki.federated.cert_der();
-        update.federated = (0..args.federation)
+    /// Memory after many rotations. Pre-mint a pool: minting is the slow part.
+    async fn soak(&mut self, pid: u32) {
+        let rss_before = status_kb(pid, "VmRSS:");
+        let pool: Vec<_> = (0..50)
+            .map(|_| self.pki.x509_update(self.pki.svid()))
+            .collect();
+        for i in 0..self.args.soak {
+            self.api.set_x509(pool[i % pool.len()].clone());
+            self.renewal(Duration::from_secs(10)).await;
+        }
+        let rss_after = status_kb(pid, "VmRSS:");
+        println!(
+            "RSS after {} more rotations: {:.2} MB (growth {:+.2} MB)",
+            self.args.soak,
+            rss_after as f64 / 1024.0,
+            (rss_after as f64 - rss_before as f64) / 1024.0
+        );
+    }
+
+    /// A rotation carrying a large federation, and a scrape of /metrics
+    /// carrying one series per trust domain.
+    async fn federation(&mut self, certs: &Path, port: u16) {
+        let mut update = self.pki.x509_update(self.pki.svid());
+        let root = self.pki.federated.cert_der();
+        update.federated = (0..self.args.federation)
             .map(|i| (format!("federated-{i}.test"), vec![root.clone()]))
             .collect();
         let t = Instant::now();
-        api.set_x509(update);
-        tokio::time::timeout(Duration::from_secs(30), usr1.recv())
-            .await
-            .expect("renewal signal for the federation");
+        self.api.set_x509(update);
+        self.renewal(Duration::from_secs(30)).await;
         let bundle = std::fs::read_to_string(certs.join("svid_bundle.pem")).unwrap_or_default();
         println!(
             "rotation with {} federated trust domains: {:.2} ms ({} certificates in the bundle)",
-            args.federation,
+            self.args.federation,
             ms(t.elapsed()),
             bundle.matches("BEGIN CERTIFICATE").count()
         );
-        // A scrape of /metrics carrying one series per trust domain.
         let mut times = Vec::new();
         let mut size = 0;
         for _ in 0..20 {
@@ -227,69 +285,47 @@ async fn main() {
         times.sort();
         println!(
             "GET /metrics with {} trust domains: median {:.2} ms, max {:.2} ms ({} bytes)",
-            args.federation + 1,
+            self.args.federation + 1,
             ms(times[times.len() / 2]),
             ms(*times.last().unwrap_or(&Duration::ZERO)),
             size
         );
     }
 
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let t = Instant::now();
-    let _ = child.wait().await;
-    println!("shutdown on SIGTERM: {:.1} ms", ms(t.elapsed()));
-
-    // Push-to-files latency with the files on tmpfs, where fsync costs
-    // nothing and the helper's own overhead shows.
-    if Path::new("/dev/shm").is_dir() && args.rotations > 0 {
+    /// Push-to-files latency with the files on tmpfs, where fsync costs
+    /// nothing and the helper's own overhead shows.
+    async fn tmpfs_rotations(&mut self) {
+        if !Path::new("/dev/shm").is_dir() || self.args.rotations == 0 {
+            return;
+        }
         let shm = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
         let conf = write_conf(
             shm.path(),
             "daemon.conf",
-            api.socket_path(),
+            self.api.socket_path(),
             shm.path(),
             true,
-            Some((&pid_file, free_port())),
+            Some((&self.pid_file, free_port())),
         );
-        let mut child = tokio::process::Command::new(&helper)
-            .arg("-config")
-            .arg(&conf)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start daemon");
-        api.set_x509(pki.x509_update(pki.svid()));
-        tokio::time::timeout(Duration::from_secs(10), usr1.recv())
-            .await
-            .expect("first renewal signal");
-        let svids: Vec<_> = (0..args.rotations)
-            .map(|_| pki.x509_update(pki.svid()))
-            .collect();
-        let mut lat = Vec::with_capacity(svids.len());
-        for update in svids {
-            let t = Instant::now();
-            api.set_x509(update);
-            tokio::time::timeout(Duration::from_secs(10), usr1.recv())
-                .await
-                .expect("renewal signal");
-            lat.push(t.elapsed());
-        }
-        lat.sort();
-        let p = |q: f64| ms(lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)]);
+        let mut child = self.spawn(&conf);
+        let pid = child.id().expect("pid");
+        self.api.set_x509(self.pki.x509_update(self.pki.svid()));
+        self.renewal(Duration::from_secs(10)).await;
+        let cpu0 = cpu_ns(pid);
+        let lat = self.rotations(self.args.rotations).await;
+        let cpu = cpu_ns(pid).saturating_sub(cpu0) as f64 / 1e6;
         println!(
-            "rotation latency on tmpfs over {} rotations: p50 {:.2} ms, p99 {:.2} ms",
+            "rotation latency on tmpfs over {} rotations: p50 {:.2} ms, p99 {:.2} ms; helper CPU {:.3} ms per rotation",
             lat.len(),
-            p(0.50),
-            p(0.99)
+            quantile(&lat, 0.50),
+            quantile(&lat, 0.99),
+            cpu / lat.len() as f64
         );
         let _ = child.kill().await;
     }
 
-    // One connection to the agent whatever the number of JWT-SVID entries.
-    for entries in [1usize, 100] {
+    /// One connection to the agent whatever the number of JWT-SVID entries.
+    async fn jwt_entries(&self, entries: usize) {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
         std::fs::create_dir(&certs).expect("certs");
@@ -301,20 +337,14 @@ async fn main() {
             &conf,
             format!(
                 "agent_address = \"{}\"\ncert_dir = \"{}\"\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"key.pem\"\nsvid_bundle_file_name = \"bundle.pem\"\njwt_bundle_file_name = \"jwt_bundle.json\"\njwt_svids = [{}]\n",
-                api.socket_path().display(),
+                self.api.socket_path().display(),
                 certs.display(),
                 list.join(",\n")
             ),
         )
         .expect("conf");
-        let before = api.connections();
-        let mut child = tokio::process::Command::new(&helper)
-            .arg("-config")
-            .arg(&conf)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start daemon");
+        let before = self.api.connections();
+        let mut child = self.spawn(&conf);
         let pid = child.id().expect("pid");
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end
@@ -326,13 +356,18 @@ async fn main() {
         println!(
             "daemon with X.509, JWT bundle and {entries} JWT-SVID entr{}: {} connection(s) to the agent, idle RSS {:.2} MB (anonymous {:.2} MB), {} threads",
             if entries == 1 { "y" } else { "ies" },
-            api.connections() - before,
+            self.api.connections() - before,
             status_kb(pid, "VmRSS:") as f64 / 1024.0,
             status_kb(pid, "RssAnon:") as f64 / 1024.0,
             status_kb(pid, "Threads:")
         );
         let _ = child.kill().await;
     }
+}
+
+/// The `q` quantile of sorted durations, in milliseconds.
+fn quantile(sorted: &[Duration], q: f64) -> f64 {
+    ms(sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)])
 }
 
 fn write_conf(

@@ -40,10 +40,6 @@ async fn main() -> ExitCode {
 
     let out = PathBuf::from("demo-output");
     let certs = out.join("certs");
-    if let Err(e) = std::fs::create_dir_all(&certs) {
-        eprintln!("demo: cannot create {}: {e}", certs.display());
-        return ExitCode::FAILURE;
-    }
     // The configuration names the demo's temporary socket, which is gone
     // once the demo ends: it lives in a temporary directory, so nothing
     // left in demo-output points at a socket that no longer exists.
@@ -51,30 +47,13 @@ async fn main() -> ExitCode {
         eprintln!("demo: cannot create a temporary directory");
         return ExitCode::FAILURE;
     };
-    let conf = conf_dir.path().join("helper.conf");
-    let text = format!(
-        r#"# Written by the demo: one-shot mode, every kind of output.
-agent_address = "{socket}"
-cert_dir = "{certs}"
-daemon_mode = false
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-include_federated_domains = true
-jwt_bundle_file_name = "jwt_bundle.json"
-jwt_svids = [
-  {{ jwt_audience = "demo-audience", jwt_extra_audiences = ["other"], jwt_svid_file_name = "jwt_svid.token" }},
-]
-credential_bundle_file_name = "credentials.pem"
-trust_bundles_dir = "trust-bundles"
-"#,
-        socket = api.socket_path().display(),
-        certs = certs.display(),
-    );
-    if let Err(e) = std::fs::write(&conf, text) {
-        eprintln!("demo: cannot write {}: {e}", conf.display());
-        return ExitCode::FAILURE;
-    }
+    let conf = match write_conf(conf_dir.path(), api.socket_path(), &certs) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     println!(
         "demo: running {} -config {}",
@@ -107,6 +86,35 @@ trust_bundles_dir = "trust-bundles"
     );
     show(&certs);
     ExitCode::SUCCESS
+}
+
+/// Creates `certs` and writes the demo's configuration (one-shot mode,
+/// every kind of output) into `dir`.
+fn write_conf(dir: &Path, socket: &Path, certs: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(certs)
+        .map_err(|e| format!("cannot create {}: {e}", certs.display()))?;
+    let conf = dir.join("helper.conf");
+    let text = format!(
+        r#"# Written by the demo: one-shot mode, every kind of output.
+agent_address = "{socket}"
+cert_dir = "{certs}"
+daemon_mode = false
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+include_federated_domains = true
+jwt_bundle_file_name = "jwt_bundle.json"
+jwt_svids = [
+  {{ jwt_audience = "demo-audience", jwt_extra_audiences = ["other"], jwt_svid_file_name = "jwt_svid.token" }},
+]
+credential_bundle_file_name = "credentials.pem"
+trust_bundles_dir = "trust-bundles"
+"#,
+        socket = socket.display(),
+        certs = certs.display(),
+    );
+    std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    Ok(conf)
 }
 
 /// Lists the written files with their modes and a safe peek at each,

@@ -4,7 +4,6 @@
 //! parsing stopping at the first argument that is not a flag.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::PathBuf;
 
@@ -34,17 +33,21 @@ pub struct CliArgs {
     pub ignored: Vec<String>,
 }
 
-/// A command line Go's `flag` package would refuse (exit code 2).
-#[derive(Debug, PartialEq, Eq)]
-pub struct CliError(String);
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A command line Go's `flag` package would refuse (exit code 2), in
+/// Go's words.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    #[error("bad flag syntax: {0}")]
+    Syntax(String),
+    #[error("flag provided but not defined: -{0}")]
+    Undefined(String),
+    #[error("flag provided but not defined: -{0} (the flag is not valid UTF-8)")]
+    NotUtf8(String),
+    #[error("flag needs an argument: -{0}")]
+    NeedsArgument(String),
+    #[error("invalid boolean value {value:?} for -{flag}: use true or false")]
+    NotBoolean { flag: String, value: String },
 }
-
-impl std::error::Error for CliError {}
 
 /// The usage text printed by `-help` and after a command-line error.
 pub fn usage() -> String {
@@ -108,20 +111,16 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
         }
         let body = bytes.strip_prefix(b"--").unwrap_or(&bytes[1..]);
         if body.is_empty() || body[0] == b'-' || body[0] == b'=' {
-            return Err(CliError(format!(
-                "bad flag syntax: {}",
-                arg.to_string_lossy()
-            )));
+            return Err(CliError::Syntax(arg.to_string_lossy().into_owned()));
         }
         let (name, value) = match body.iter().position(|&b| b == b'=') {
             Some(i) => (&body[..i], Some(&body[i + 1..])),
             None => (body, None),
         };
         let Ok(name) = std::str::from_utf8(name) else {
-            return Err(CliError(format!(
-                "flag provided but not defined: -{} (the flag is not valid UTF-8)",
-                String::from_utf8_lossy(name)
-            )));
+            return Err(CliError::NotUtf8(
+                String::from_utf8_lossy(name).into_owned(),
+            ));
         };
         match name {
             "help" | "h" => return Ok(CliAction::Help),
@@ -130,7 +129,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
                     Some(v) => OsString::from_vec(v.to_vec()),
                     None => args
                         .next()
-                        .ok_or_else(|| CliError(format!("flag needs an argument: -{name}")))?,
+                        .ok_or_else(|| CliError::NeedsArgument(name.to_owned()))?,
                 };
                 config = PathBuf::from(v);
             }
@@ -139,10 +138,10 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
                     None => None,
                     Some(Ok(v)) => Some(v),
                     Some(Err(_)) => {
-                        return Err(CliError(format!(
-                            "invalid boolean value {:?} for -{name}: use true or false",
-                            String::from_utf8_lossy(value.unwrap_or_default())
-                        )))
+                        return Err(CliError::NotBoolean {
+                            flag: name.to_owned(),
+                            value: String::from_utf8_lossy(value.unwrap_or_default()).into_owned(),
+                        })
                     }
                 };
                 let b = bool_value(name, value)?;
@@ -153,7 +152,7 @@ pub fn parse_os<I: IntoIterator<Item = OsString>>(args: I) -> Result<CliAction, 
                     _ => daemon_mode = Some(b),
                 }
             }
-            _ => return Err(CliError(format!("flag provided but not defined: -{name}"))),
+            _ => return Err(CliError::Undefined(name.to_owned())),
         }
     }
     if version {
@@ -186,9 +185,10 @@ fn bool_value(name: &str, value: Option<&str>) -> Result<bool, CliError> {
     match value {
         None | Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
         Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
-        Some(v) => Err(CliError(format!(
-            "invalid boolean value {v:?} for -{name}: use true or false"
-        ))),
+        Some(v) => Err(CliError::NotBoolean {
+            flag: name.to_owned(),
+            value: v.to_owned(),
+        }),
     }
 }
 

@@ -392,13 +392,56 @@ const OPEN_AFTER_RENAME: usize = 16;
 /// `skip_unchanged`, a file that already holds exactly these bytes with this
 /// mode is left alone (its inode and times do not change).
 pub fn commit(root: &Root, batch: &Batch, skip_unchanged: bool) -> Result<Committed, WriteError> {
+    let Plan {
+        todo,
+        removals,
+        mut done,
+    } = plan(root, batch, skip_unchanged)?;
+    if todo.is_empty() && removals.is_empty() {
+        return Ok(done);
+    }
+    // 1. Stage and sync. On error the staged files are dropped, which
+    // removes them: nothing else has changed yet.
+    let mut staged = stage_all(todo)?;
+    // 2. Backups of everything about to be replaced or removed.
+    let mut tx = Transaction::default();
+    for s in staged.iter().filter(|s| s.is_atomic()) {
+        tx.back_up(&s.place, &s.target)?;
+    }
+    for r in &removals {
+        tx.back_up(&r.place, &r.target)?;
+    }
+    // 3. Renames (or in-place writes) in order, then removals.
+    if let Err(err) = apply(&mut tx, &mut staged, &removals) {
+        return Err(tx.roll_back(err, &mut staged, &removals));
+    }
+    // 4. One fsync per directory makes the renames durable.
+    sync_dirs(&mut tx, &mut staged, &removals)?;
+    tx.finish();
+    done.written = staged
+        .iter()
+        .map(|s| (s.target.clone(), s.method()))
+        .collect();
+    done.removed = removals.into_iter().map(|r| r.target).collect();
+    Ok(done)
+}
+
+/// What a batch changes: the files to write (each opened where it goes),
+/// the stale files to remove, and the files already as they should be.
+struct Plan<'b> {
+    todo: Vec<(&'b FileWrite, Place)>,
+    removals: Vec<Removal>,
+    done: Committed,
+}
+
+fn plan<'b>(root: &Root, batch: &'b Batch, skip_unchanged: bool) -> Result<Plan<'b>, WriteError> {
     let first_path = batch
         .writes
         .first()
         .map_or_else(|| root.path().to_path_buf(), |w| w.path.clone());
-    let mut dirs = Dirs::new(root).map_err(|e| WriteError::new(&first_path.clone(), e))?;
+    let mut dirs = Dirs::new(root).map_err(|e| WriteError::new(&first_path, e))?;
     let mut done = Committed::default();
-    let mut todo: Vec<(&FileWrite, Place)> = Vec::with_capacity(batch.writes.len());
+    let mut todo = Vec::with_capacity(batch.writes.len());
     let own = match &batch.own_dir {
         Some(o) => Some((
             o,
@@ -421,12 +464,15 @@ pub fn commit(root: &Root, batch: &Batch, skip_unchanged: bool) -> Result<Commit
         Some((o, fd)) => stale(o, &fd, batch).map_err(|e| WriteError::new(&o.path.join("."), e))?,
         None => Vec::new(),
     };
-    if todo.is_empty() && removals.is_empty() {
-        return Ok(done);
-    }
+    Ok(Plan {
+        todo,
+        removals,
+        done,
+    })
+}
 
-    // 1. Stage and sync. On error the staged files are dropped, which
-    // removes them: nothing else has changed yet.
+/// Stages every file of the batch and syncs them.
+fn stage_all(todo: Vec<(&FileWrite, Place)>) -> Result<Vec<Staged>, WriteError> {
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
     let close_early = todo.len().saturating_sub(OPEN_AFTER_RENAME);
     for (i, (w, place)) in todo.into_iter().enumerate() {
@@ -438,39 +484,40 @@ pub fn commit(root: &Root, batch: &Batch, skip_unchanged: bool) -> Result<Commit
         staged.push(s);
     }
     sync_all(&staged)?;
+    Ok(staged)
+}
 
-    // 2. Backups of everything about to be replaced or removed.
-    let mut tx = Transaction::default();
-    for s in &staged {
-        if s.is_atomic() {
-            tx.back_up(&s.place, &s.target)?;
-        }
-    }
-    for r in &removals {
-        tx.back_up(&r.place, &r.target)?;
-    }
-
-    // 3. Renames (or in-place writes) in order, then removals.
-    for s in &mut staged {
-        if let Err(e) = s.put_in_place() {
-            let err = WriteError::new(&s.target, e);
-            return Err(tx.roll_back(err, &mut staged, &removals));
-        }
+/// Puts every staged file in place, then removes the stale ones; each
+/// change is recorded in `tx` for a roll-back.
+fn apply(
+    tx: &mut Transaction,
+    staged: &mut [Staged],
+    removals: &[Removal],
+) -> Result<(), WriteError> {
+    for s in staged.iter_mut() {
+        s.put_in_place()
+            .map_err(|e| WriteError::new(&s.target, e))?;
         tx.changed.push(Change::Staged(tx.changed.len()));
     }
     for (i, r) in removals.iter().enumerate() {
-        if let Err(e) = unlinkat(
+        unlinkat(
             &*r.place.dir,
             r.place.name.as_os_str(),
             UnlinkatFlags::NoRemoveDir,
-        ) {
-            let err = WriteError::new(&r.target, e.into());
-            return Err(tx.roll_back(err, &mut staged, &removals));
-        }
+        )
+        .map_err(|e| WriteError::new(&r.target, e.into()))?;
         tx.changed.push(Change::Removed(i));
     }
+    Ok(())
+}
 
-    // 4. One fsync per directory makes the renames durable.
+/// Syncs each directory a rename or removal changed, once; on failure the
+/// batch is rolled back (and the directories synced again).
+fn sync_dirs(
+    tx: &mut Transaction,
+    staged: &mut [Staged],
+    removals: &[Removal],
+) -> Result<(), WriteError> {
     let mut dirs_changed: Vec<(Arc<OwnedFd>, PathBuf)> = Vec::with_capacity(1);
     let changed = staged
         .iter()
@@ -485,20 +532,14 @@ pub fn commit(root: &Root, batch: &Batch, skip_unchanged: bool) -> Result<Commit
     for (dir, shown) in &dirs_changed {
         if let Err(e) = nix::unistd::fsync(&**dir) {
             let err = WriteError::new(shown, e.into());
-            let err = tx.roll_back(err, &mut staged, &removals);
+            let err = tx.roll_back(err, staged, removals);
             for (d, _) in &dirs_changed {
                 let _ = nix::unistd::fsync(&**d);
             }
             return Err(err);
         }
     }
-    tx.finish();
-    done.written = staged
-        .iter()
-        .map(|s| (s.target.clone(), s.method()))
-        .collect();
-    done.removed = removals.into_iter().map(|r| r.target).collect();
-    Ok(done)
+    Ok(())
 }
 
 /// A file to remove, in a directory of the helper's own.
@@ -618,7 +659,7 @@ impl Transaction {
 
     /// Undoes every change, newest first, and says what is on disk now.
     fn roll_back(
-        mut self,
+        &mut self,
         err: WriteError,
         staged: &mut [Staged],
         removals: &[Removal],

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use spiffe::{JwtBundleSet, JwtSvid};
 
 use crate::config::{JwtSvidOutput, OutputFile};
@@ -31,76 +32,96 @@ pub fn render_bundles(set: &JwtBundleSet, out: &OutputFile) -> (Batch, JwtBundle
             .collect();
         // Authorities come from a hash map: sort so the file is stable.
         keys.sort_by(|a, b| a.key_id().cmp(b.key_id()));
-        let mut jwks = String::from("{\"keys\":[");
-        for (i, key) in keys.iter().enumerate() {
-            if i > 0 {
-                jwks.push(',');
-            }
-            jwks.push_str(&jwk_members(key.jwk_json()));
-        }
-        jwks.push_str("]}");
+        let jwks = Jwks {
+            keys: keys.iter().map(|k| Key::from_json(k.jwk_json())).collect(),
+        };
+        let text = serde_json::to_vec(&jwks).unwrap_or_default();
         map.insert(
             td.to_string(),
-            base64::engine::general_purpose::STANDARD.encode(jwks),
+            base64::engine::general_purpose::STANDARD.encode(text),
         );
         info.trust_domains.push((
             td.to_string(),
             keys.iter().map(|k| k.key_id().to_owned()).collect(),
         ));
     }
-    let mut text = String::from("{");
-    for (i, (td, b64)) in map.iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push_str(&json_string(td));
-        text.push(':');
-        text.push_str(&json_string(b64));
-    }
-    text.push('}');
+    let text = serde_json::to_vec(&map).unwrap_or_default();
     let batch = Batch {
-        writes: vec![FileWrite::new(
-            out.path.clone(),
-            text.into_bytes(),
-            out.mode,
-        )],
+        writes: vec![FileWrite::new(out.path.clone(), text, out.mode)],
         own_dir: None,
     };
     (batch, info)
 }
 
-/// The members of a JWK as the Go helper writes them (go-jose's order, the
-/// public members only; `use` is dropped as upstream drops it). A key that
-/// is not a JSON object is kept as sent.
-fn jwk_members(jwk: &[u8]) -> String {
-    const ORDER: [&str; 12] = [
-        "kty", "kid", "crv", "alg", "k", "x", "y", "n", "e", "x5c", "x5u", "x5t",
-    ];
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(jwk)
-    else {
-        return String::from_utf8_lossy(jwk).into_owned();
-    };
-    let mut out = String::from("{");
-    let mut first = true;
-    for name in ORDER.iter().copied().chain(["x5t#S256"]) {
-        let Some(v) = obj.get(name) else { continue };
-        if v.is_null() || v.as_str() == Some("") {
-            continue;
-        }
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(&json_string(name));
-        out.push(':');
-        out.push_str(&v.to_string());
-    }
-    out.push('}');
-    out
+/// A trust domain's JWKS document as the Go helper writes it.
+#[derive(Serialize)]
+struct Jwks {
+    keys: Vec<Key>,
 }
 
-fn json_string(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+/// One key of a JWKS document: its members as go-jose writes them, or (a
+/// key that is not a JSON object) as sent.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Key {
+    Jwk(Box<Jwk>),
+    AsSent(serde_json::Value),
+}
+
+impl Key {
+    fn from_json(jwk: &[u8]) -> Key {
+        match serde_json::from_slice::<serde_json::Value>(jwk) {
+            Ok(v @ serde_json::Value::Object(_)) => serde_json::from_value(v)
+                .map_or(Key::AsSent(serde_json::Value::Null), |k| {
+                    Key::Jwk(Box::new(k))
+                }),
+            Ok(v) => Key::AsSent(v),
+            Err(_) => Key::AsSent(String::from_utf8_lossy(jwk).into_owned().into()),
+        }
+    }
+}
+
+/// The public members of a JWK in go-jose's order; empty and null ones are
+/// left out, and so is `use`, as upstream drops it.
+#[derive(Serialize, Deserialize)]
+struct Jwk {
+    #[serde(default, skip_serializing_if = "empty")]
+    kty: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    kid: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    crv: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    alg: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    k: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    x: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    y: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    n: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    e: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    x5c: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    x5u: Member,
+    #[serde(default, skip_serializing_if = "empty")]
+    x5t: Member,
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "empty")]
+    x5t_s256: Member,
+}
+
+/// A member's value, whatever its JSON type.
+type Member = serde_json::Value;
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn empty(v: &Member) -> bool {
+    v.is_null() || v.as_str() == Some("")
 }
 
 /// The token file: the compact JWT, no newline.
@@ -268,24 +289,22 @@ mod tests {
         assert_eq!(batch.writes[0].path, std::path::Path::new("b.json"));
     }
 
+    fn key(jwk: &[u8]) -> String {
+        serde_json::to_string(&Key::from_json(jwk)).unwrap()
+    }
+
     #[test]
     fn jwk_members_in_go_jose_order_without_empty_ones() {
         let jwk = br#"{"y":"Y","x":"X","use":"jwt-svid","alg":null,"kid":"","crv":"P-256","kty":"EC","x5t#S256":"T","extra":1}"#;
         assert_eq!(
-            jwk_members(jwk),
+            key(jwk),
             r#"{"kty":"EC","crv":"P-256","x":"X","y":"Y","x5t#S256":"T"}"#
         );
-        assert_eq!(jwk_members(br#"{"kid":"a\"b"}"#), r#"{"kid":"a\"b"}"#);
-        assert_eq!(jwk_members(b"{}"), "{}");
+        assert_eq!(key(br#"{"kid":"a\"b"}"#), r#"{"kid":"a\"b"}"#);
+        assert_eq!(key(b"{}"), "{}");
         // Not an object: kept as sent.
-        assert_eq!(jwk_members(b"[1,2]"), "[1,2]");
-        assert_eq!(jwk_members(b"not json"), "not json");
-    }
-
-    #[test]
-    fn json_strings_are_quoted_and_escaped() {
-        assert_eq!(json_string("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(json_string(""), r#""""#);
+        assert_eq!(key(b"[1,2]"), "[1,2]");
+        assert_eq!(key(b"not json"), r#""not json""#);
     }
 
     #[test]

@@ -164,93 +164,9 @@ impl Metrics {
             renew_signal_failures: Family::default(),
             registry: Registry::default(),
         };
-        r.register(
-            "log_lines_dropped",
-            "Log lines dropped because stderr did not take them in time",
-            crate::logging::dropped_counter(),
-        );
-        r.register(
-            "x509_svid_expiry_timestamp_seconds",
-            "NotAfter of the X.509 SVID on disk, seconds since the epoch",
-            inner.x509_expiry.clone(),
-        );
-        r.register(
-            "x509_svid_not_before_timestamp_seconds",
-            "NotBefore of the X.509 SVID on disk, seconds since the epoch",
-            inner.x509_not_before.clone(),
-        );
-        r.register(
-            "jwt_svid_expiry_timestamp_seconds",
-            "Expiry of the JWT-SVID on disk, by file, seconds since the epoch",
-            inner.jwt_expiry.clone(),
-        );
-        r.register(
-            "writes",
-            "Updates written to disk, by output and file",
-            inner.writes.clone(),
-        );
-        r.register(
-            "unchanged_updates",
-            "Updates identical to the files on disk, so not written, by output and file",
-            inner.unchanged.clone(),
-        );
-        r.register(
-            "write_failures",
-            "Updates that could not be written (the previous files were kept), by output and file",
-            inner.write_failures.clone(),
-        );
-        r.register(
-            "last_write_timestamp_seconds",
-            "Time of the last successful write, by output and file, seconds since the epoch",
-            inner.last_write.clone(),
-        );
-        r.register(
-            "workload_api_stream_up",
-            "1 while the Workload API stream delivers updates, 0 while it is down, by stream",
-            inner.stream_up.clone(),
-        );
-        r.register(
-            "workload_api_stream_reconnects",
-            "Times a Workload API stream broke and was subscribed again, by stream",
-            inner.stream_reconnects.clone(),
-        );
-        r.register(
-            "bundle_certificates",
-            "Root certificates in the X.509 bundle the agent sent, by trust domain",
-            inner.bundle_certificates.clone(),
-        );
-        r.register(
-            "jwt_bundle_keys",
-            "Keys in the JWT bundle the agent sent, by trust domain",
-            inner.jwt_bundle_keys.clone(),
-        );
-        if has_cmd {
-            r.register(
-                "cmd_running",
-                "1 while cmd runs, else 0",
-                inner.cmd_running.clone(),
-            );
-            r.register(
-                "cmd_starts",
-                "Times cmd was started",
-                inner.cmd_starts.clone(),
-            );
-            r.register(
-                "cmd_last_exit_code",
-                "Exit code of cmd's last exit (128 + the signal number if a signal ended it)",
-                inner.cmd_last_exit_code.clone(),
-            );
-        }
-        r.register(
-            "renew_signals",
-            "Renew signals sent, by target (cmd, pid_file)",
-            inner.renew_signals.clone(),
-        );
-        r.register(
-            "renew_signal_failures",
-            "Renew signals that could not be sent, by target (cmd, pid_file)",
-            inner.renew_signal_failures.clone(),
-        );
+        register_credentials(&mut r, &inner);
+        register_writes(&mut r, &inner);
+        register_streams_and_signals(&mut r, &inner, has_cmd);
         Self {
             inner: Arc::new(Inner {
                 registry: r,
@@ -371,6 +287,106 @@ impl Metrics {
             self.inner.renew_signal_failures.get_or_create(&l).inc();
         }
     }
+}
+
+/// The credentials on disk: expiry, not-before, the log's own counter.
+fn register_credentials(r: &mut Registry, inner: &Inner) {
+    r.register(
+        "log_lines_dropped",
+        "Log lines dropped because stderr did not take them in time",
+        crate::logging::dropped_counter(),
+    );
+    r.register(
+        "x509_svid_expiry_timestamp_seconds",
+        "NotAfter of the X.509 SVID on disk, seconds since the epoch",
+        inner.x509_expiry.clone(),
+    );
+    r.register(
+        "x509_svid_not_before_timestamp_seconds",
+        "NotBefore of the X.509 SVID on disk, seconds since the epoch",
+        inner.x509_not_before.clone(),
+    );
+    r.register(
+        "jwt_svid_expiry_timestamp_seconds",
+        "Expiry of the JWT-SVID on disk, by file, seconds since the epoch",
+        inner.jwt_expiry.clone(),
+    );
+}
+
+/// Writes per output and file.
+fn register_writes(r: &mut Registry, inner: &Inner) {
+    r.register(
+        "writes",
+        "Updates written to disk, by output and file",
+        inner.writes.clone(),
+    );
+    r.register(
+        "unchanged_updates",
+        "Updates identical to the files on disk, so not written, by output and file",
+        inner.unchanged.clone(),
+    );
+    r.register(
+        "write_failures",
+        "Updates that could not be written (the previous files were kept), by output and file",
+        inner.write_failures.clone(),
+    );
+    r.register(
+        "last_write_timestamp_seconds",
+        "Time of the last successful write, by output and file, seconds since the epoch",
+        inner.last_write.clone(),
+    );
+}
+
+/// The Workload API streams, the bundles they carry, `cmd` and the renew
+/// signals.
+fn register_streams_and_signals(r: &mut Registry, inner: &Inner, has_cmd: bool) {
+    r.register(
+        "workload_api_stream_up",
+        "1 while the Workload API stream delivers updates, 0 while it is down, by stream",
+        inner.stream_up.clone(),
+    );
+    r.register(
+        "workload_api_stream_reconnects",
+        "Times a Workload API stream broke and was subscribed again, by stream",
+        inner.stream_reconnects.clone(),
+    );
+    r.register(
+        "bundle_certificates",
+        "Root certificates in the X.509 bundle the agent sent, by trust domain",
+        inner.bundle_certificates.clone(),
+    );
+    r.register(
+        "jwt_bundle_keys",
+        "Keys in the JWT bundle the agent sent, by trust domain",
+        inner.jwt_bundle_keys.clone(),
+    );
+    if has_cmd {
+        r.register(
+            "cmd_running",
+            "1 while cmd runs, else 0",
+            inner.cmd_running.clone(),
+        );
+        r.register(
+            "cmd_starts",
+            "Times cmd was started",
+            inner.cmd_starts.clone(),
+        );
+        r.register(
+            "cmd_last_exit_code",
+            "Exit code of cmd's last exit (128 + the signal number if a signal ended it)",
+            inner.cmd_last_exit_code.clone(),
+        );
+    }
+    r.register(
+        "renew_signals",
+        "Renew signals sent, by target (cmd, pid_file)",
+        inner.renew_signals.clone(),
+    );
+    r.register(
+        "renew_signal_failures",
+        "Renew signals that could not be sent, by target (cmd, pid_file)",
+        inner.renew_signal_failures.clone(),
+    );
 }
 
 /// OpenMetrics text as the Prometheus text format 0.0.4: no `# EOF` or

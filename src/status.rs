@@ -74,7 +74,7 @@ pub struct StreamState {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ProcessState {
     /// The program; its arguments are counted, never shown (they may hold
     /// a password).
@@ -235,119 +235,167 @@ impl Status {
     /// The `/status` document: everything the helper knows, for a person or
     /// a script; never a key or a token.
     pub fn document(&self, now: i64) -> String {
-        use serde_json::{json, Map, Value};
-        let time = |t: Option<i64>| t.map(crate::clock::rfc3339);
-        let mut doc = Map::new();
-        doc.insert("time".into(), json!(crate::clock::rfc3339(now)));
-        doc.insert(
-            "build".into(),
-            json!({
-                "version": crate::build::VERSION,
-                "commit": crate::build::COMMIT,
-                "date": crate::build::DATE,
+        let mut text = serde_json::to_string_pretty(&Document::new(self, now)).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// A time in the document: RFC 3339, UTC.
+fn time(t: Option<i64>) -> Option<String> {
+    t.map(crate::clock::rfc3339)
+}
+
+/// The `/status` document, in the order a person reads it.
+#[derive(Serialize)]
+struct Document<'a> {
+    time: String,
+    build: Build,
+    live: bool,
+    ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x509: Option<X509Doc<'a>>,
+    jwt_svids: Vec<JwtSvidDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_bundle: Option<JwtBundleDoc<'a>>,
+    workload_api_streams: BTreeMap<&'a str, StreamDoc<'a>>,
+    write_methods: &'a BTreeMap<String, crate::disk::Method>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<&'a ProcessState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid_file: Option<PidFileDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct Build {
+    version: &'static str,
+    commit: &'static str,
+    date: &'static str,
+}
+
+#[derive(Serialize)]
+struct X509Doc<'a> {
+    status: WriteStatus,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    svid: Option<SvidDoc<'a>>,
+    last_written: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SvidDoc<'a> {
+    spiffe_id: &'a str,
+    hint: Option<&'a str>,
+    serial: &'a str,
+    not_before: String,
+    not_after: String,
+    /// Each trust domain of the bundle with its number of roots.
+    trust_domains: BTreeMap<&'a str, usize>,
+}
+
+#[derive(Serialize)]
+struct JwtSvidDoc<'a> {
+    path: &'a str,
+    status: Option<WriteStatus>,
+    audiences: &'a [String],
+    sub: Option<&'a str>,
+    expiry: Option<String>,
+    last_written: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JwtBundleDoc<'a> {
+    path: &'a str,
+    status: Option<WriteStatus>,
+    /// Each trust domain with its key IDs.
+    trust_domains: BTreeMap<&'a str, &'a [String]>,
+    last_written: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StreamDoc<'a> {
+    connected: bool,
+    since: Option<String>,
+    last_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PidFileDoc<'a> {
+    path: &'a str,
+    last_pid: Option<i32>,
+    last_result: Option<&'a str>,
+    at: Option<String>,
+}
+
+impl<'a> Document<'a> {
+    fn new(s: &'a Status, now: i64) -> Self {
+        let x509 = s.x509.map(|status| X509Doc {
+            status,
+            svid: s.x509_info.as_ref().map(|i| SvidDoc {
+                spiffe_id: &i.spiffe_id,
+                hint: i.hint.as_deref(),
+                serial: &i.serial,
+                not_before: crate::clock::rfc3339(i.not_before),
+                not_after: crate::clock::rfc3339(i.not_after),
+                trust_domains: i.bundles.iter().map(|(td, n)| (td.as_str(), *n)).collect(),
             }),
-        );
-        doc.insert("live".into(), json!(self.is_live(now)));
-        doc.insert("ready".into(), json!(self.is_ready()));
-        if let Some(st) = self.x509 {
-            let mut x = Map::new();
-            x.insert("status".into(), json!(st));
-            if let Some(i) = &self.x509_info {
-                x.insert("spiffe_id".into(), json!(i.spiffe_id));
-                x.insert("hint".into(), json!(i.hint));
-                x.insert("serial".into(), json!(i.serial));
-                x.insert(
-                    "not_before".into(),
-                    json!(crate::clock::rfc3339(i.not_before)),
-                );
-                x.insert(
-                    "not_after".into(),
-                    json!(crate::clock::rfc3339(i.not_after)),
-                );
-                let tds: Map<String, Value> = i
-                    .bundles
-                    .iter()
-                    .map(|(td, n)| (td.clone(), json!(n)))
-                    .collect();
-                x.insert("trust_domains".into(), Value::Object(tds));
-            }
-            x.insert("last_written".into(), json!(time(self.x509_written_at)));
-            doc.insert("x509".into(), Value::Object(x));
-        }
-        let svids: Vec<Value> = self
+            last_written: time(s.x509_written_at),
+        });
+        let jwt_svids = s
             .jwt_svids
             .iter()
-            .map(|(path, j)| {
-                json!({
-                    "path": path,
-                    "status": self.jwt.get(path),
-                    "audiences": j.audiences,
-                    "sub": j.sub,
-                    "expiry": time(j.expiry),
-                    "last_written": time(j.written_at),
-                })
+            .map(|(path, j)| JwtSvidDoc {
+                path,
+                status: s.jwt.get(path).copied(),
+                audiences: &j.audiences,
+                sub: j.sub.as_deref(),
+                expiry: time(j.expiry),
+                last_written: time(j.written_at),
             })
             .collect();
-        doc.insert("jwt_svids".into(), Value::Array(svids));
-        if let Some(b) = &self.jwt_bundle {
-            let tds: Map<String, Value> = b
+        let jwt_bundle = s.jwt_bundle.as_ref().map(|b| JwtBundleDoc {
+            path: &b.key,
+            status: s.jwt.get(&b.key).copied(),
+            trust_domains: b
                 .trust_domains
                 .iter()
-                .map(|(td, kids)| (td.clone(), json!(kids)))
-                .collect();
-            doc.insert(
-                "jwt_bundle".into(),
-                json!({
-                    "path": b.key,
-                    "status": self.jwt.get(&b.key),
-                    "trust_domains": tds,
-                    "last_written": time(b.written_at),
-                }),
-            );
-        }
-        let streams: Map<String, Value> = self
+                .map(|(td, kids)| (td.as_str(), kids.as_slice()))
+                .collect(),
+            last_written: time(b.written_at),
+        });
+        let workload_api_streams = s
             .streams
             .iter()
             .map(|(name, st)| {
-                (
-                    (*name).to_owned(),
-                    json!({
-                        "connected": st.connected,
-                        "since": time(st.since),
-                        "last_error": st.last_error,
-                    }),
-                )
+                let doc = StreamDoc {
+                    connected: st.connected,
+                    since: time(st.since),
+                    last_error: st.last_error.as_deref(),
+                };
+                (*name, doc)
             })
             .collect();
-        doc.insert("workload_api_streams".into(), Value::Object(streams));
-        doc.insert("write_methods".into(), json!(self.write_methods));
-        if let Some(p) = &self.process {
-            doc.insert(
-                "process".into(),
-                json!({
-                    "program": p.program,
-                    "args": p.args,
-                    "pid": p.pid,
-                    "running": p.running,
-                    "starts": p.starts,
-                    "last_exit": p.last_exit,
-                }),
-            );
+        Document {
+            time: crate::clock::rfc3339(now),
+            build: Build {
+                version: crate::build::VERSION,
+                commit: crate::build::COMMIT,
+                date: crate::build::DATE,
+            },
+            live: s.is_live(now),
+            ready: s.is_ready(),
+            x509,
+            jwt_svids,
+            jwt_bundle,
+            workload_api_streams,
+            write_methods: &s.write_methods,
+            process: s.process.as_ref(),
+            pid_file: s.pid_file.as_ref().map(|p| PidFileDoc {
+                path: &p.path,
+                last_pid: p.last_pid,
+                last_result: p.last_result.as_deref(),
+                at: time(p.at),
+            }),
         }
-        if let Some(p) = &self.pid_file {
-            doc.insert(
-                "pid_file".into(),
-                json!({
-                    "path": p.path,
-                    "last_pid": p.last_pid,
-                    "last_result": p.last_result,
-                    "at": time(p.at),
-                }),
-            );
-        }
-        let mut text = serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default();
-        text.push('\n');
-        text
     }
 }
 

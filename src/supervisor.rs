@@ -63,114 +63,217 @@ pub enum Ended {
 /// up to [`CHILD_GRACE`], then SIGKILL) or, with `cmd_exit_policy = "exit"`,
 /// until the child exits.
 pub async fn run(
-    mut cfg: ProcessConfig,
+    cfg: ProcessConfig,
     mut updates: watch::Receiver<ProcessConfig>,
     mut renewals: watch::Receiver<u64>,
     mut stop: watch::Receiver<Option<Signal>>,
     events: Events,
 ) -> Ended {
-    let mut child: Option<Running> = None;
-    let mut pid_retry: Option<JoinHandle<()>> = None;
-    let mut renewals_open = true;
-    let mut restart_at: Option<tokio::time::Instant> = None;
-    let mut restart_backoff = Backoff::new(RESTART_FIRST, RESTART_MAX);
-    let mut exit_mode = cfg.exit_policy == ExitPolicy::Exit;
-    let mut updates_open = true;
+    let mut s = Supervisor {
+        cfg,
+        child: ChildState::Idle,
+        restart_backoff: Backoff::new(RESTART_FIRST, RESTART_MAX),
+        pid_retry: None,
+        events,
+    };
+    let (mut updates_open, mut renewals_open) = (true, true);
     loop {
         tokio::select! {
             biased;
             changed = stop.changed() => {
                 let sig = if changed.is_ok() { *stop.borrow() } else { Some(Signal::SIGTERM) };
                 if let Some(sig) = sig {
-                    if let Some(h) = pid_retry.take() {
-                        h.abort();
-                    }
-                    let code = match child.take() {
-                        Some(c) => stop_child(c, sig, &events).await,
-                        None => None,
-                    };
-                    return Ended::Stopped { child_code: code.filter(|_| exit_mode) };
+                    return s.stop(sig).await;
                 }
             }
             changed = updates.changed(), if updates_open => {
-                if changed.is_err() {
+                if changed.is_ok() {
+                    let new = updates.borrow_and_update().clone();
+                    s.reconfigure(new).await;
+                } else {
                     updates_open = false;
-                    continue;
                 }
-                let new = updates.borrow_and_update().clone();
-                // A reload restarts the child only when cmd or cmd_args
-                // changed; everything else applies from the next renewal.
-                if new.cmd != cfg.cmd {
-                    // The new one starts now where the old one ran (the
-                    // credentials are on disk), else at the next renewal.
-                    let was_running = child.is_some();
-                    if let Some(c) = child.take() {
-                        info!("cmd changed in the reloaded configuration: stopping the running one");
-                        stop_child(c, Signal::SIGTERM, &events).await;
-                    }
-                    restart_at = None;
-                    if let (true, Some(cmd)) = (was_running, &new.cmd) {
-                        child = start(cmd, new.renew_signal, &events);
-                    }
-                }
-                exit_mode = new.exit_policy == ExitPolicy::Exit;
-                cfg = new;
             }
-            status = wait(&mut child) => {
-                let Some(ran) = child.take() else { continue };
-                let code = record_exit(&status, &events);
-                match cfg.exit_policy {
+            event = next(&mut s.child) => {
+                if let Some(ended) = s.on_child(event) {
+                    return ended;
+                }
+            }
+            changed = renewals.changed(), if renewals_open => {
+                if changed.is_ok() {
+                    renewals.borrow_and_update();
+                    if let Some(ended) = s.renewal() {
+                        return ended;
+                    }
+                } else {
+                    renewals_open = false;
+                }
+            }
+        }
+    }
+}
+
+/// Where `cmd` is in its life.
+enum ChildState {
+    /// Not started yet, or exited and waiting for the next renewal.
+    Idle,
+    /// Running.
+    Running(Running),
+    /// Exited under `cmd_exit_policy = "restart"`: started again at `at`.
+    Restarting { at: tokio::time::Instant },
+}
+
+/// What happened to the child.
+enum ChildEvent {
+    Exited(std::io::Result<ExitStatus>),
+    RestartDue,
+}
+
+/// The child's next event; pending forever while it is idle.
+async fn next(child: &mut ChildState) -> ChildEvent {
+    match child {
+        ChildState::Running(r) => ChildEvent::Exited(r.child.wait().await),
+        ChildState::Restarting { at } => {
+            tokio::time::sleep_until(*at).await;
+            ChildEvent::RestartDue
+        }
+        ChildState::Idle => std::future::pending().await,
+    }
+}
+
+/// The supervisor's state: the configuration, the child, and the pid-file
+/// retry under way.
+struct Supervisor {
+    cfg: ProcessConfig,
+    child: ChildState,
+    restart_backoff: Backoff,
+    pid_retry: Option<JoinHandle<()>>,
+    events: Events,
+}
+
+impl Supervisor {
+    fn exit_mode(&self) -> bool {
+        self.cfg.exit_policy == ExitPolicy::Exit
+    }
+
+    /// Starts `cmd` now (it is configured and not running).
+    fn start(&mut self) {
+        if let Some(cmd) = &self.cfg.cmd {
+            self.child = match start(cmd, self.cfg.renew_signal, &self.events) {
+                Some(r) => ChildState::Running(r),
+                None => ChildState::Idle,
+            };
+        }
+    }
+
+    /// Takes the running child out of the state, leaving it idle.
+    fn take_running(&mut self) -> Option<Running> {
+        match std::mem::replace(&mut self.child, ChildState::Idle) {
+            ChildState::Running(r) => Some(r),
+            other => {
+                self.child = other;
+                None
+            }
+        }
+    }
+
+    /// The shutdown signal: the pid-file retry ends, the child gets `sig`.
+    async fn stop(&mut self, sig: Signal) -> Ended {
+        if let Some(h) = self.pid_retry.take() {
+            h.abort();
+        }
+        let code = match self.take_running() {
+            Some(c) => stop_child(c, sig, &self.events).await,
+            None => None,
+        };
+        Ended::Stopped {
+            child_code: code.filter(|_| self.exit_mode()),
+        }
+    }
+
+    /// A reloaded configuration. The child is restarted only when `cmd` or
+    /// `cmd_args` changed; everything else applies from the next renewal.
+    async fn reconfigure(&mut self, new: ProcessConfig) {
+        if new.cmd == self.cfg.cmd {
+            self.cfg = new;
+            return;
+        }
+        // The new one starts now where the old one ran (the credentials are
+        // on disk), else at the next renewal.
+        let running = self.take_running();
+        let was_running = running.is_some();
+        if let Some(c) = running {
+            info!("cmd changed in the reloaded configuration: stopping the running one");
+            stop_child(c, Signal::SIGTERM, &self.events).await;
+        }
+        self.child = ChildState::Idle;
+        self.cfg = new;
+        if was_running {
+            self.start();
+        }
+    }
+
+    /// The child exited, or its restart is due.
+    fn on_child(&mut self, event: ChildEvent) -> Option<Ended> {
+        match event {
+            ChildEvent::RestartDue => {
+                self.child = ChildState::Idle;
+                self.start();
+                None
+            }
+            ChildEvent::Exited(status) => {
+                let ran = self.take_running()?;
+                let code = record_exit(&status, &self.events);
+                match self.cfg.exit_policy {
                     ExitPolicy::Exit => {
                         info!("cmd exited; the helper exits with its code (cmd_exit_policy = \"exit\")");
-                        return Ended::ChildExited(code.unwrap_or(1));
+                        return Some(Ended::ChildExited(code.unwrap_or(1)));
                     }
                     ExitPolicy::Restart => {
                         if ran.started.elapsed() >= RESTART_RESET_AFTER {
-                            restart_backoff.reset();
+                            self.restart_backoff.reset();
                         }
-                        let delay = restart_backoff.next_delay();
-                        info!("cmd will be started again in {:.1}s (cmd_exit_policy = \"restart\")", delay.as_secs_f64());
-                        restart_at = Some(tokio::time::Instant::now() + delay);
+                        let delay = self.restart_backoff.next_delay();
+                        info!(
+                            "cmd will be started again in {:.1}s (cmd_exit_policy = \"restart\")",
+                            delay.as_secs_f64()
+                        );
+                        self.child = ChildState::Restarting {
+                            at: tokio::time::Instant::now() + delay,
+                        };
                     }
                     ExitPolicy::RelaunchOnRenewal => {
                         info!("cmd will be started again at the next renewal");
                     }
                 }
+                None
             }
-            () = sleep_until(restart_at), if restart_at.is_some() => {
-                restart_at = None;
-                if let Some(cmd) = &cfg.cmd {
-                    if child.is_none() {
-                        child = start(cmd, cfg.renew_signal, &events);
-                    }
-                }
-            }
-            changed = renewals.changed(), if renewals_open => {
-                if changed.is_err() {
-                    renewals_open = false;
-                    continue;
-                }
-                renewals.borrow_and_update();
-                if let Some(cmd) = &cfg.cmd {
-                    if let Some(c) = &child {
-                        signal_child(c, cfg.renew_signal, &events);
-                    } else {
-                        restart_at = None;
-                        child = start(cmd, cfg.renew_signal, &events);
-                        if child.is_none() && exit_mode {
-                            return Ended::ChildExited(EXIT_CANNOT_RUN);
-                        }
-                    }
-                }
-                if let (Some(path), Some(sig)) = (&cfg.pid_file, cfg.renew_signal) {
-                    // A new renewal supersedes a retry still under way.
-                    if let Some(h) = pid_retry.take() {
-                        h.abort();
-                    }
-                    pid_retry = Some(tokio::spawn(signal_pid_file(path.clone(), sig, events.clone())));
+        }
+    }
+
+    /// New credentials are on disk: signal (or start) `cmd`, and signal
+    /// the pid-file process.
+    fn renewal(&mut self) -> Option<Ended> {
+        if self.cfg.cmd.is_some() {
+            if let ChildState::Running(c) = &self.child {
+                signal_child(c, self.cfg.renew_signal, &self.events);
+            } else {
+                // A renewal starts it at once, even during a restart delay.
+                self.start();
+                if matches!(self.child, ChildState::Idle) && self.exit_mode() {
+                    return Some(Ended::ChildExited(EXIT_CANNOT_RUN));
                 }
             }
         }
+        if let (Some(path), Some(sig)) = (&self.cfg.pid_file, self.cfg.renew_signal) {
+            // A new renewal supersedes a retry still under way.
+            if let Some(h) = self.pid_retry.take() {
+                h.abort();
+            }
+            let retry = signal_pid_file(path.clone(), sig, self.events.clone());
+            self.pid_retry = Some(tokio::spawn(retry));
+        }
+        None
     }
 }
 
@@ -178,21 +281,6 @@ pub async fn run(
 struct Running {
     child: Child,
     started: Instant,
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for the child to exit; pending forever when there is none.
-async fn wait(child: &mut Option<Running>) -> std::io::Result<ExitStatus> {
-    match child {
-        Some(c) => c.child.wait().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The exit code a shell would report: the code, or 128 + the signal.

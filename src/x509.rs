@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use der::asn1::{BitStringRef, UintRef};
+use der::Decode as _;
 use spiffe::{X509Context, X509Svid};
 
 use crate::config::X509Output;
@@ -75,7 +77,7 @@ pub fn select<'a>(
     }
 }
 
-/// Renders the files for `ctx` as README "Files" describes. `now` (seconds
+/// Renders the files for `ctx` as docs/files.md describes. `now` (seconds
 /// since the epoch) decides which certificates `omit_expired` drops.
 pub fn render(
     ctx: &X509Context,
@@ -83,90 +85,13 @@ pub fn render(
     hint: Option<&str>,
     now: i64,
 ) -> Result<X509Render, RenderError> {
-    let svid = select(ctx, hint)?;
-    let td = svid.spiffe_id().trust_domain();
-    let bundles = ctx.bundle_set();
-    let own = bundles
-        .get_ref(td)
-        .ok_or_else(|| RenderError::MissingBundle(td.to_string()))?;
-
-    let chain: Vec<&[u8]> = svid
-        .cert_chain()
-        .iter()
-        .map(spiffe::Certificate::as_bytes)
-        .collect();
-    let (leaf_der, intermediates) = chain.split_first().ok_or(RenderError::NoSvid)?;
-    let leaf = parse(leaf_der)?;
-    // An SVID already past its NotAfter never replaces the files on disk.
-    if leaf.not_after < now {
-        return Err(RenderError::Expired {
-            spiffe_id: svid.spiffe_id().to_string(),
-            not_after: crate::clock::rfc3339(leaf.not_after),
-        });
-    }
-    let key_der = svid.private_key().as_bytes();
-    if !key_matches(key_der, &leaf.public_key) {
-        return Err(RenderError::KeyMismatch(svid.spiffe_id().to_string()));
-    }
-
-    let mut svid_certs: Vec<&[u8]> = vec![leaf_der];
-    let mut bundle_certs: Vec<&[u8]> = own
-        .authorities()
-        .iter()
-        .map(spiffe::Certificate::as_bytes)
-        .collect();
-    if out.add_intermediates_to_bundle {
-        bundle_certs.extend_from_slice(intermediates);
-    } else {
-        svid_certs.extend_from_slice(intermediates);
-    }
-    if out.include_federated_domains {
-        // The set is ordered by trust domain, so the file is stable.
-        for (other, bundle) in bundles.iter() {
-            if other != td {
-                bundle_certs.extend(
-                    bundle
-                        .authorities()
-                        .iter()
-                        .map(spiffe::Certificate::as_bytes),
-                );
-            }
-        }
-    }
-    if out.omit_expired {
-        svid_certs = retain_unexpired(svid_certs, now)?;
-        bundle_certs = retain_unexpired(bundle_certs, now)?;
-    }
-
+    let parts = Parts::of(ctx, hint, now)?;
+    let (svid_certs, bundle_certs) = parts.chains(out, now)?;
     let mut batch = Batch::default();
-    let mut refused_trust_domains = Vec::new();
-    if let Some(dir) = &out.trust_bundles {
-        // The directory is the helper's own: created when missing, and the
-        // trust domains the agent no longer sends are removed from it.
-        batch.own_dir = Some(OwnDir {
-            path: dir.dir.clone(),
-            managed: is_trust_bundle_name,
-        });
-        for (name, bundle) in bundles.iter() {
-            let Some(path) = trust_bundle_path(&dir.dir, name.as_ref()) else {
-                refused_trust_domains.push(name.to_string());
-                continue;
-            };
-            let mut certs: Vec<&[u8]> = bundle
-                .authorities()
-                .iter()
-                .map(spiffe::Certificate::as_bytes)
-                .collect();
-            if out.omit_expired {
-                certs = retain_unexpired(certs, now)?;
-            }
-            batch.writes.push(FileWrite::new(
-                path,
-                pem_blocks("CERTIFICATE", &certs),
-                dir.mode,
-            ));
-        }
-    }
+    let refused_trust_domains = match &out.trust_bundles {
+        Some(dir) => trust_bundle_files(dir, &parts, out, now, &mut batch)?,
+        None => Vec::new(),
+    };
     if let Some(f) = &out.files {
         batch.writes.push(FileWrite::new(
             f.bundle.path.clone(),
@@ -175,12 +100,12 @@ pub fn render(
         ));
         batch.writes.push(FileWrite::new(
             f.key.path.clone(),
-            pem_blocks("PRIVATE KEY", &[key_der]),
+            pem_blocks("PRIVATE KEY", &[parts.key_der]),
             f.key.mode,
         ));
     }
     if let Some(c) = &out.credential_bundle {
-        let mut text = pem_blocks("PRIVATE KEY", &[key_der]);
+        let mut text = pem_blocks("PRIVATE KEY", &[parts.key_der]);
         let chain: Vec<&[u8]> = svid_certs
             .iter()
             .copied()
@@ -192,17 +117,7 @@ pub fn render(
             .push(FileWrite::new(c.path.clone(), text, c.mode));
     }
     if let Some(p) = &out.pkcs12 {
-        pkcs12_files(
-            p,
-            out,
-            &mut batch,
-            td,
-            bundles,
-            key_der,
-            leaf_der,
-            intermediates,
-            now,
-        )?;
+        pkcs12_files(p, out, &parts, now, &mut batch)?;
     }
     if let Some(f) = &out.files {
         batch.writes.push(FileWrite::new(
@@ -211,14 +126,14 @@ pub fn render(
             f.svid.mode,
         ));
     }
-
     let info = X509Info {
-        spiffe_id: svid.spiffe_id().to_string(),
-        hint: svid.hint().map(str::to_owned),
-        serial: leaf.serial,
-        not_before: leaf.not_before,
-        not_after: leaf.not_after,
-        bundles: bundles
+        spiffe_id: parts.svid.spiffe_id().to_string(),
+        hint: parts.svid.hint().map(str::to_owned),
+        serial: parts.leaf.serial,
+        not_before: parts.leaf.not_before,
+        not_after: parts.leaf.not_after,
+        bundles: parts
+            .bundles
             .iter()
             .map(|(name, b)| (name.to_string(), b.authorities().len()))
             .collect(),
@@ -227,29 +142,147 @@ pub fn render(
     Ok(X509Render { batch, info })
 }
 
+/// Certificates (DER), in file order.
+type Ders<'c> = Vec<&'c [u8]>;
+
+/// The checked pieces of one X.509 context that the files are made of.
+struct Parts<'c> {
+    svid: &'c X509Svid,
+    td: &'c spiffe::TrustDomain,
+    bundles: &'c spiffe::X509BundleSet,
+    key_der: &'c [u8],
+    leaf_der: &'c [u8],
+    intermediates: Vec<&'c [u8]>,
+    leaf: CertInfo,
+}
+
+impl<'c> Parts<'c> {
+    /// The chosen SVID, refused when it has expired, when its key does not
+    /// match its certificate, or when its trust domain has no bundle.
+    fn of(ctx: &'c X509Context, hint: Option<&str>, now: i64) -> Result<Self, RenderError> {
+        let svid = select(ctx, hint)?;
+        let td = svid.spiffe_id().trust_domain();
+        let bundles = ctx.bundle_set();
+        if bundles.get_ref(td).is_none() {
+            return Err(RenderError::MissingBundle(td.to_string()));
+        }
+        let chain: Vec<&[u8]> = svid
+            .cert_chain()
+            .iter()
+            .map(spiffe::Certificate::as_bytes)
+            .collect();
+        let (leaf_der, intermediates) = chain.split_first().ok_or(RenderError::NoSvid)?;
+        let leaf = parse(leaf_der)?;
+        // An SVID already past its NotAfter never replaces the files on disk.
+        if leaf.not_after < now {
+            return Err(RenderError::Expired {
+                spiffe_id: svid.spiffe_id().to_string(),
+                not_after: crate::clock::rfc3339(leaf.not_after),
+            });
+        }
+        let key_der = svid.private_key().as_bytes();
+        if !key_matches(key_der, &leaf.public_key) {
+            return Err(RenderError::KeyMismatch(svid.spiffe_id().to_string()));
+        }
+        Ok(Self {
+            svid,
+            td,
+            bundles,
+            key_der,
+            leaf_der,
+            intermediates: intermediates.to_vec(),
+            leaf,
+        })
+    }
+
+    /// The certificates of the SVID file and of the bundle file.
+    fn chains(&self, out: &X509Output, now: i64) -> Result<(Ders<'c>, Ders<'c>), RenderError> {
+        let authorities = |b: &'c spiffe::X509Bundle| {
+            b.authorities()
+                .iter()
+                .map(spiffe::Certificate::as_bytes)
+                .collect::<Vec<_>>()
+        };
+        let mut svid_certs: Vec<&[u8]> = vec![self.leaf_der];
+        let own = self
+            .bundles
+            .get_ref(self.td)
+            .ok_or_else(|| RenderError::MissingBundle(self.td.to_string()))?;
+        let mut bundle_certs = authorities(own);
+        if out.add_intermediates_to_bundle {
+            bundle_certs.extend_from_slice(&self.intermediates);
+        } else {
+            svid_certs.extend_from_slice(&self.intermediates);
+        }
+        if out.include_federated_domains {
+            // The set is ordered by trust domain, so the file is stable.
+            for (other, bundle) in self.bundles.iter() {
+                if other != self.td {
+                    bundle_certs.extend(authorities(bundle));
+                }
+            }
+        }
+        if out.omit_expired {
+            svid_certs = retain_unexpired(svid_certs, now)?;
+            bundle_certs = retain_unexpired(bundle_certs, now)?;
+        }
+        Ok((svid_certs, bundle_certs))
+    }
+}
+
+/// One file per trust domain in `trust_bundles_dir` (the helper's own
+/// directory: created when missing, and the trust domains the agent no
+/// longer sends are removed from it). Returns the trust domains whose name
+/// cannot be a safe file name.
+fn trust_bundle_files(
+    dir: &crate::config::TrustBundlesDir,
+    parts: &Parts<'_>,
+    out: &X509Output,
+    now: i64,
+    batch: &mut Batch,
+) -> Result<Vec<String>, RenderError> {
+    batch.own_dir = Some(OwnDir {
+        path: dir.dir.clone(),
+        managed: is_trust_bundle_name,
+    });
+    let mut refused = Vec::new();
+    for (name, bundle) in parts.bundles.iter() {
+        let Some(path) = trust_bundle_path(&dir.dir, name.as_ref()) else {
+            refused.push(name.to_string());
+            continue;
+        };
+        let mut certs: Vec<&[u8]> = bundle
+            .authorities()
+            .iter()
+            .map(spiffe::Certificate::as_bytes)
+            .collect();
+        if out.omit_expired {
+            certs = retain_unexpired(certs, now)?;
+        }
+        batch.writes.push(FileWrite::new(
+            path,
+            pem_blocks("CERTIFICATE", &certs),
+            dir.mode,
+        ));
+    }
+    Ok(refused)
+}
+
 /// The PKCS#12 keystore (the key with its chain, leaf first, intermediates
 /// always: Java presents them) and truststore (the roots of the SVID's
 /// trust domain, and of the federated ones where
 /// `include_federated_domains` asks), `omit_expired` applied to both.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of one render, passed on as they are"
-)]
 fn pkcs12_files(
     p: &crate::config::Pkcs12Output,
     out: &X509Output,
-    batch: &mut Batch,
-    td: &spiffe::TrustDomain,
-    bundles: &spiffe::X509BundleSet,
-    key_der: &[u8],
-    leaf_der: &[u8],
-    intermediates: &[&[u8]],
+    parts: &Parts<'_>,
     now: i64,
+    batch: &mut Batch,
 ) -> Result<(), RenderError> {
     if let Some(t) = &p.truststore {
         let mut roots: Vec<(String, &[u8])> = Vec::new();
-        for (name, bundle) in bundles.iter() {
-            if name != td && !out.include_federated_domains {
+        for (name, bundle) in parts.bundles.iter() {
+            if name != parts.td && !out.include_federated_domains {
                 continue;
             }
             let certs: Vec<&[u8]> = bundle
@@ -272,12 +305,13 @@ fn pkcs12_files(
             .push(FileWrite::new(t.path.clone(), bytes, t.mode));
     }
     if let Some(k) = &p.keystore {
-        let mut chain: Vec<&[u8]> = vec![leaf_der];
-        chain.extend_from_slice(intermediates);
+        let mut chain: Vec<&[u8]> = vec![parts.leaf_der];
+        chain.extend_from_slice(&parts.intermediates);
         if out.omit_expired {
             chain = retain_unexpired(chain, now)?;
         }
-        let bytes = crate::pkcs12::keystore("spiffe", key_der, &chain, &p.password, p.profile)?;
+        let bytes =
+            crate::pkcs12::keystore("spiffe", parts.key_der, &chain, &p.password, p.profile)?;
         batch
             .writes
             .push(FileWrite::new(k.path.clone(), bytes, k.mode));
@@ -356,124 +390,67 @@ fn strip_zeros(b: &[u8]) -> Vec<u8> {
 /// and RSA keys their modulus; a key form that carries neither cannot be
 /// checked without doing cryptography and is accepted.
 fn key_matches(pkcs8: &[u8], public: &PublicKey) -> bool {
-    let (Some(algorithm), Some(key)) = (pkcs8_algorithm(pkcs8), pkcs8_private_key(pkcs8)) else {
+    let Ok(info) = pkcs8::PrivateKeyInfoRef::from_der(pkcs8) else {
         return false;
     };
+    let key = info.private_key.as_bytes();
     match public {
         // An EC certificate needs an EC key; its point is compared when the
         // key carries it.
         PublicKey::Ec(point) => {
-            algorithm == OID_EC_PUBLIC_KEY
-                && ec_public_point(key).is_none_or(|p| p == point.as_slice())
+            info.algorithm.oid == OID_EC_PUBLIC_KEY
+                && EcPrivateKey::from_der(key).is_ok_and(|k| {
+                    k.public_key
+                        .as_ref()
+                        .and_then(BitStringRef::as_bytes)
+                        .is_none_or(|p| p == point.as_slice())
+                })
         }
-        PublicKey::Rsa(n, e) => match rsa_modulus_exponent(key) {
-            Some((kn, ke)) => strip_zeros(kn) == *n && strip_zeros(ke) == *e,
-            None => false,
-        },
+        PublicKey::Rsa(n, e) => RsaPrivateKey::from_der(key).is_ok_and(|k| {
+            strip_zeros(k.modulus.as_bytes()) == *n
+                && strip_zeros(k.public_exponent.as_bytes()) == *e
+        }),
         PublicKey::Other => true,
     }
 }
 
-/// One DER element: (tag, contents, rest).
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
+/// `id-ecPublicKey` (1.2.840.10045.2.1).
+const OID_EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+
+/// An RFC 5915 `ECPrivateKey`: only its optional public point is read.
+#[derive(der::Sequence)]
+#[allow(
+    dead_code,
+    reason = "decoded whole to check the structure; only the public point is compared"
+)]
+struct EcPrivateKey<'a> {
+    version: u8,
+    private_key: &'a der::asn1::OctetStringRef,
+    #[asn1(context_specific = "0", optional = "true")]
+    parameters: Option<der::asn1::AnyRef<'a>>,
+    #[asn1(context_specific = "1", optional = "true")]
+    public_key: Option<BitStringRef<'a>>,
 }
 
-/// The DER body of the OID 1.2.840.10045.2.1 (`id-ecPublicKey`).
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-
-/// The algorithm OID (its DER body) of a PKCS#8 `PrivateKeyInfo`.
-fn pkcs8_algorithm(pkcs8: &[u8]) -> Option<&[u8]> {
-    let (0x30, info, _) = der(pkcs8)? else {
-        return None;
-    };
-    let (0x02, _, rest) = der(info)? else {
-        return None;
-    };
-    let (0x30, algorithm, _) = der(rest)? else {
-        return None;
-    };
-    let (0x06, oid, _) = der(algorithm)? else {
-        return None;
-    };
-    Some(oid)
-}
-
-/// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`.
-fn pkcs8_private_key(pkcs8: &[u8]) -> Option<&[u8]> {
-    let (0x30, info, _) = der(pkcs8)? else {
-        return None;
-    };
-    let (0x02, _, rest) = der(info)? else {
-        return None;
-    };
-    let (0x30, _, rest) = der(rest)? else {
-        return None;
-    };
-    let (0x04, key, _) = der(rest)? else {
-        return None;
-    };
-    Some(key)
-}
-
-/// The optional `publicKey [1] BIT STRING` of an RFC 5915 `ECPrivateKey`.
-fn ec_public_point(key: &[u8]) -> Option<&[u8]> {
-    let (0x30, body, _) = der(key)? else {
-        return None;
-    };
-    let (0x02, _, mut rest) = der(body)? else {
-        return None;
-    };
-    let (0x04, _, r) = der(rest)? else {
-        return None;
-    };
-    rest = r;
-    while !rest.is_empty() {
-        let (tag, content, r) = der(rest)?;
-        if tag == 0xa1 {
-            let (0x03, bits, _) = der(content)? else {
-                return None;
-            };
-            // Skip the unused-bits byte.
-            return bits.get(1..);
-        }
-        rest = r;
-    }
-    None
-}
-
-/// Modulus and public exponent of a PKCS#1 `RSAPrivateKey`.
-fn rsa_modulus_exponent(key: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (0x30, body, _) = der(key)? else {
-        return None;
-    };
-    let (0x02, _, rest) = der(body)? else {
-        return None;
-    };
-    let (0x02, n, rest) = der(rest)? else {
-        return None;
-    };
-    let (0x02, e, _) = der(rest)? else {
-        return None;
-    };
-    Some((n, e))
+/// A PKCS#1 `RSAPrivateKey`: only its modulus and public exponent are read.
+#[derive(der::Sequence)]
+#[allow(
+    dead_code,
+    reason = "decoded whole to check the structure; only the public half is compared"
+)]
+struct RsaPrivateKey<'a> {
+    version: UintRef<'a>,
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+    private_exponent: UintRef<'a>,
+    prime1: UintRef<'a>,
+    prime2: UintRef<'a>,
+    exponent1: UintRef<'a>,
+    exponent2: UintRef<'a>,
+    coefficient: UintRef<'a>,
+    #[asn1(optional = "true")]
+    other_prime_infos: Option<der::asn1::AnyRef<'a>>,
 }
 
 fn retain_unexpired(certs: Vec<&[u8]>, now: i64) -> Result<Vec<&[u8]>, RenderError> {
@@ -792,40 +769,6 @@ A6XbSmhRKEw=
     }
 
     #[test]
-    fn der_elements_in_short_and_long_form() {
-        assert_eq!(
-            der(&[0x04, 0x02, 0xaa, 0xbb, 0xcc]),
-            Some((0x04, &[0xaa, 0xbb][..], &[0xcc][..]))
-        );
-        assert_eq!(der(&[0x04, 0x00]), Some((0x04, &[][..], &[][..])));
-        // The longest short form, and the shortest long forms.
-        let body = vec![9u8; 300];
-        let short = [&[0x04, 0x7f][..], &body[..127]].concat();
-        assert_eq!(der(&short), Some((0x04, &body[..127], &[][..])));
-        let long = [&[0x04, 0x81, 0x80][..], &body[..128], &[1]].concat();
-        assert_eq!(der(&long), Some((0x04, &body[..128], &[1][..])));
-        let long = [&[0x04, 0x82, 0x01, 0x00][..], &body[..256]].concat();
-        assert_eq!(der(&long), Some((0x04, &body[..256], &[][..])));
-        let long = [&[0x04, 0x82, 0x01, 0x2c][..], &body[..]].concat();
-        assert_eq!(der(&long), Some((0x04, &body[..], &[][..])));
-        // A length of length four is read; zero (indefinite) and five are not.
-        assert_eq!(
-            der(&[0x04, 0x84, 0, 0, 0, 1, 0xaa]),
-            Some((0x04, &[0xaa][..], &[][..]))
-        );
-        assert_eq!(der(&[0x04, 0x81, 0x00]), Some((0x04, &[][..], &[][..])));
-        let indefinite = [&[0x04, 0x80][..], &body[..128]].concat();
-        assert_eq!(der(&indefinite), None);
-        assert_eq!(der(&[0x04, 0x85, 0, 0, 0, 0, 1, 0xaa]), None);
-        // Truncated input.
-        assert_eq!(der(&[]), None);
-        assert_eq!(der(&[0x04]), None);
-        assert_eq!(der(&[0x04, 0x82, 0x01]), None);
-        assert_eq!(der(&[0x04, 0x02, 0xaa]), None);
-        assert_eq!(der(&[0x04, 0x81, 0x02, 0xaa]), None);
-    }
-
-    #[test]
     fn strip_zeros_drops_leading_zero_bytes_only() {
         assert_eq!(strip_zeros(&[0, 0, 1, 0]), [1, 0]);
         assert_eq!(strip_zeros(&[5, 0]), [5, 0]);
@@ -869,20 +812,6 @@ A6XbSmhRKEw=
     }
 
     #[test]
-    fn the_pkcs8_wrapper_is_unwrapped_to_the_private_key_structure() {
-        let inner = tlv(0x30, &tlv(0x02, &[1]));
-        let mut info = tlv(0x02, &[0]);
-        info.extend(tlv(0x30, &tlv(0x06, &[0x2a])));
-        info.extend(tlv(0x04, &inner));
-        assert_eq!(pkcs8_private_key(&tlv(0x30, &info)), Some(&inner[..]));
-        assert_eq!(pkcs8_private_key(&info), None);
-        let w = world();
-        let key = pkcs8_private_key(&w.svid.key_pkcs8).unwrap();
-        assert_eq!(key[0], 0x30, "an ECPrivateKey SEQUENCE");
-        assert_eq!(ec_public_point(key).map(<[u8]>::len), Some(65));
-    }
-
-    #[test]
     fn rsa_keys_are_matched_by_modulus_and_exponent() {
         let cert = der_of(RSA_CERT);
         let info = parse(&cert).unwrap();
@@ -893,10 +822,6 @@ A6XbSmhRKEw=
         assert_ne!(n[0], 0);
         assert_eq!(e, &[1, 0, 1]);
         let key = der_of(RSA_KEY);
-        let (kn, ke) = rsa_modulus_exponent(pkcs8_private_key(&key).unwrap()).unwrap();
-        assert_eq!(kn.len(), 65, "the key's INTEGER has its leading zero");
-        assert_eq!(strip_zeros(kn), *n);
-        assert_eq!(ke, &[1, 0, 1]);
         assert!(key_matches(&key, &info.public_key));
         // Same exponent, another modulus.
         assert!(!key_matches(&der_of(OTHER_RSA_KEY), &info.public_key));

@@ -67,7 +67,7 @@ pub fn split(input: &str) -> Result<Split, SplitError> {
         .enumerate()
         .map(|(i, l)| (i + 1, l))
         .skip_while(|(_, l)| l == "\n" || l.is_empty());
-    let Some((mut line_no, mut line)) = lines.next() else {
+    let Some((line_no, line)) = lines.next() else {
         return Err(SplitError {
             start_line: 1,
             line: 1,
@@ -76,88 +76,107 @@ pub fn split(input: &str) -> Result<Split, SplitError> {
             empty: true,
         });
     };
-    let start_line = line_no;
-    let mut args = Vec::new();
-    // Byte position within `line` where the current field starts.
-    let mut pos = 0;
-    'fields: loop {
-        let rest = &line[pos..];
-        if !rest.starts_with('"') {
-            let end = rest.find(' ');
-            let field = &rest[..end.unwrap_or(rest.len())];
-            let field = field.strip_suffix('\n').unwrap_or(field);
-            if let Some(q) = field.find('"') {
-                return Err(SplitError {
-                    start_line,
-                    line: line_no,
-                    column: pos + q + 1,
-                    bare: true,
-                    empty: false,
-                });
-            }
-            args.push(field.to_owned());
-            match end {
-                Some(e) => pos += e + 1,
-                None => break 'fields,
-            }
-            continue;
+    let mut record = Record {
+        lines: &mut lines,
+        start_line: line_no,
+        line_no,
+        line,
+        pos: 0,
+        args: Vec::new(),
+    };
+    loop {
+        let more = if record.line[record.pos..].starts_with('"') {
+            record.quoted_field()?
+        } else {
+            record.bare_field()?
+        };
+        if !more {
+            break;
         }
-        // A quoted field, possibly running over several lines.
+    }
+    let args = record.args;
+    let ignored_rest = lines.any(|(_, l)| !l.trim().is_empty());
+    Ok(Split { args, ignored_rest })
+}
+
+/// The record being read: the line it is on and the byte position within
+/// it where the next field starts.
+struct Record<'l, I: Iterator<Item = (usize, String)>> {
+    lines: &'l mut I,
+    start_line: usize,
+    line_no: usize,
+    line: String,
+    pos: usize,
+    args: Vec<String>,
+}
+
+impl<I: Iterator<Item = (usize, String)>> Record<'_, I> {
+    fn error(&self, column: usize, bare: bool) -> SplitError {
+        SplitError {
+            start_line: self.start_line,
+            line: self.line_no,
+            column,
+            bare,
+            empty: false,
+        }
+    }
+
+    /// A field without quotes, up to the next space; whether another
+    /// field follows.
+    fn bare_field(&mut self) -> Result<bool, SplitError> {
+        let rest = &self.line[self.pos..];
+        let end = rest.find(' ');
+        let field = &rest[..end.unwrap_or(rest.len())];
+        let field = field.strip_suffix('\n').unwrap_or(field);
+        if let Some(q) = field.find('"') {
+            return Err(self.error(self.pos + q + 1, true));
+        }
+        self.args.push(field.to_owned());
+        match end {
+            Some(e) => {
+                self.pos += e + 1;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A quoted field, possibly running over several lines; whether
+    /// another field follows.
+    fn quoted_field(&mut self) -> Result<bool, SplitError> {
         let mut field = String::new();
-        pos += 1;
+        self.pos += 1;
         loop {
-            let rest = &line[pos..];
-            if let Some(q) = rest.find('"') {
-                field.push_str(&rest[..q]);
-                pos += q + 1;
-                match line[pos..].chars().next() {
-                    Some('"') => {
-                        field.push('"');
-                        pos += 1;
-                    }
-                    Some(' ') => {
-                        args.push(field);
-                        pos += 1;
-                        continue 'fields;
-                    }
-                    None | Some('\n') => {
-                        args.push(field);
-                        break 'fields;
-                    }
-                    Some(_) => {
-                        // Go names the column of the closing quote.
-                        return Err(SplitError {
-                            start_line,
-                            line: line_no,
-                            column: pos,
-                            bare: false,
-                            empty: false,
-                        });
-                    }
-                }
-            } else {
+            let rest = &self.line[self.pos..];
+            let Some(q) = rest.find('"') else {
                 field.push_str(rest);
-                match lines.next() {
-                    Some((n, l)) => {
-                        line_no = n;
-                        line = l;
-                        pos = 0;
-                    }
-                    None => {
-                        return Err(SplitError {
-                            start_line,
-                            line: line_no,
-                            column: line.len() + 1,
-                            bare: false,
-                            empty: false,
-                        });
-                    }
+                let Some((n, l)) = self.lines.next() else {
+                    return Err(self.error(self.line.len() + 1, false));
+                };
+                (self.line_no, self.line, self.pos) = (n, l, 0);
+                continue;
+            };
+            field.push_str(&rest[..q]);
+            self.pos += q + 1;
+            match self.line[self.pos..].chars().next() {
+                Some('"') => {
+                    field.push('"');
+                    self.pos += 1;
                 }
+                Some(' ') => {
+                    self.args.push(field);
+                    self.pos += 1;
+                    return Ok(true);
+                }
+                None | Some('\n') => {
+                    self.args.push(field);
+                    return Ok(false);
+                }
+                // Go names the column of the closing quote.
+                Some(_) => return Err(self.error(self.pos, false)),
             }
         }
     }
-    let ignored_rest = lines.any(|(_, l)| !l.trim().is_empty());
-    Ok(Split { args, ignored_rest })
 }
 
 #[cfg(test)]

@@ -439,19 +439,7 @@ impl<'a> Lexer<'a> {
         let Some(c) = self.peek_char() else {
             return Err(self.error(at, "string not terminated after a backslash".to_owned()));
         };
-        let simple = match c {
-            'a' => Some(0x07),
-            'b' => Some(0x08),
-            'f' => Some(0x0c),
-            'n' => Some(b'\n'),
-            'r' => Some(b'\r'),
-            't' => Some(b'\t'),
-            'v' => Some(0x0b),
-            '\\' => Some(b'\\'),
-            '"' => Some(b'"'),
-            _ => None,
-        };
-        if let Some(b) = simple {
+        if let Some(b) = simple_escape(c) {
             self.pos += 1;
             if raw {
                 out.extend_from_slice(&self.bytes[start..self.pos]);
@@ -460,32 +448,7 @@ impl<'a> Lexer<'a> {
             }
             return Ok(());
         }
-        let (skip, digits, radix) = match c {
-            '0'..='7' => (0, 3, 8),
-            'x' => (1, 2, 16),
-            'u' => (1, 4, 16),
-            'U' => (1, 8, 16),
-            '\n' => {
-                return Err(self.error(
-                    at,
-                    "a backslash at the end of a line: a string must end on the line it starts on"
-                        .to_owned(),
-                ))
-            }
-            _ => {
-                return Err(self.error(
-                    at,
-                    format!(
-                        "invalid escape \\{} in a string: the escapes are \\n \\t \\r \\\" \\\\ \\a \\b \\f \\v, \\NNN (octal), \\xNN, \\uNNNN and \\UNNNNNNNN",
-                        if c.is_control() {
-                            format!("{c:?}")
-                        } else {
-                            c.to_string()
-                        }
-                    ),
-                ))
-            }
-        };
+        let (skip, digits, radix) = self.numeric_escape_form(at, c)?;
         let from = self.pos + skip;
         let text = self
             .bytes
@@ -503,41 +466,79 @@ impl<'a> Lexer<'a> {
         let value = text.iter().fold(0u32, |v, &b| {
             v * radix + char::from(b).to_digit(radix).unwrap_or(0)
         });
-        self.pos = from + digits;
         if raw {
-            out.extend_from_slice(&self.bytes[start..self.pos]);
+            out.extend_from_slice(&self.bytes[start..from + digits]);
+        } else {
+            self.push_escaped(at, c, text, value, out)?;
+        }
+        self.pos = from + digits;
+        Ok(())
+    }
+
+    /// How a numeric escape is written: (letters after the backslash's
+    /// letter, digits, radix); an error for anything else.
+    fn numeric_escape_form(&self, at: Pos, c: char) -> Result<(usize, usize, u32), SyntaxError> {
+        match c {
+            '0'..='7' => Ok((0, 3, 8)),
+            'x' => Ok((1, 2, 16)),
+            'u' => Ok((1, 4, 16)),
+            'U' => Ok((1, 8, 16)),
+            '\n' => Err(self.error(
+                at,
+                "a backslash at the end of a line: a string must end on the line it starts on"
+                    .to_owned(),
+            )),
+            _ => Err(self.error(
+                at,
+                format!(
+                    "invalid escape \\{} in a string: the escapes are \\n \\t \\r \\\" \\\\ \\a \\b \\f \\v, \\NNN (octal), \\xNN, \\uNNNN and \\UNNNNNNNN",
+                    if c.is_control() {
+                        format!("{c:?}")
+                    } else {
+                        c.to_string()
+                    }
+                ),
+            )),
+        }
+    }
+
+    /// The decoded value of a numeric escape (`text` its digits): one byte
+    /// for `\x` and octal, as in Go (several may make up a UTF-8
+    /// character), a character for `\u` and `\U`.
+    fn push_escaped(
+        &self,
+        at: Pos,
+        c: char,
+        text: &[u8],
+        value: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SyntaxError> {
+        if matches!(c, 'x' | '0'..='7') {
+            let Ok(b) = u8::try_from(value) else {
+                return Err(self.error(
+                    at,
+                    format!(
+                        "octal escape \\{} is above \\377",
+                        String::from_utf8_lossy(text)
+                    ),
+                ));
+            };
+            out.push(b);
             return Ok(());
         }
-        match c {
-            // One byte, as in Go: several may make up a UTF-8 character.
-            'x' | '0'..='7' => match u8::try_from(value) {
-                Ok(b) => out.push(b),
-                Err(_) => {
-                    return Err(self.error(
-                        at,
-                        format!(
-                            "octal escape \\{} is above \\377",
-                            String::from_utf8_lossy(text)
-                        ),
-                    ))
-                }
-            },
-            _ => {
-                if value > 0x10_ffff {
-                    return Err(self.error(
-                        at,
-                        format!(
-                            "escape \\U{} is beyond the last Unicode character",
-                            String::from_utf8_lossy(text)
-                        ),
-                    ));
-                }
-                // A surrogate becomes U+FFFD, as Go's encoder makes it.
-                let ch = char::from_u32(value).unwrap_or('\u{fffd}');
-                let mut buf = [0; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            }
+        if value > 0x10_ffff {
+            return Err(self.error(
+                at,
+                format!(
+                    "escape \\U{} is beyond the last Unicode character",
+                    String::from_utf8_lossy(text)
+                ),
+            ));
         }
+        // A surrogate becomes U+FFFD, as Go's encoder makes it.
+        let ch = char::from_u32(value).unwrap_or('\u{fffd}');
+        let mut buf = [0; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
         Ok(())
     }
 
@@ -850,6 +851,22 @@ impl Parser<'_> {
         self.depth -= 1;
         Ok(items)
     }
+}
+
+/// The byte of a one-letter escape (`\n`, `\"`...), if `c` is one.
+fn simple_escape(c: char) -> Option<u8> {
+    Some(match c {
+        'a' => 0x07,
+        'b' => 0x08,
+        'f' => 0x0c,
+        'n' => b'\n',
+        'r' => b'\r',
+        't' => b'\t',
+        'v' => 0x0b,
+        '\\' => b'\\',
+        '"' => b'"',
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -658,9 +658,8 @@ mod tests {
         assert_eq!(c.oneshot_max_wait, DEFAULT_ONESHOT_MAX_WAIT);
     }
 
-    #[test]
-    fn every_key_in_hcl() {
-        let c = ok(r#"
+    /// A file that sets every key.
+    const EVERY_KEY: &str = r#"
 # a comment
 agent_address = "/run/spire/agent.sock"   // another
 cert_dir = "/certs"
@@ -705,7 +704,11 @@ health_checks {
   metrics_path = "/prom"
   status_path = ""
 }
-"#);
+"#;
+
+    #[test]
+    fn every_key_in_hcl() {
+        let c = ok(EVERY_KEY);
         assert_eq!(c.agent_socket, PathBuf::from("/run/spire/agent.sock"));
         let x509 = c.x509.unwrap();
         let x = x509.files.clone().unwrap();

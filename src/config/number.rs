@@ -133,86 +133,9 @@ pub fn go_duration(text: &str) -> Result<Duration, DurationError> {
     }
     let mut total: u64 = 0;
     while !s.is_empty() {
-        if !s.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
-            return Err(DurationError::Syntax);
-        }
-        // The whole part.
-        let whole_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let mut whole: u64 = 0;
-        for b in s[..whole_len].bytes() {
-            whole = whole
-                .checked_mul(10)
-                .and_then(|w| w.checked_add(u64::from(b - b'0')))
-                .filter(|&w| w <= MAX_NANOS + 1)
-                .ok_or(DurationError::TooLarge)?;
-        }
-        s = &s[whole_len..];
-        // The fraction: digits past what fits are ignored, as Go does.
-        let mut fraction: u64 = 0;
-        let mut scale = 1f64;
-        let mut fraction_len = 0;
-        if let Some(rest) = s.strip_prefix('.') {
-            fraction_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let mut overflow = false;
-            for b in rest[..fraction_len].bytes() {
-                if overflow {
-                    continue;
-                }
-                match fraction
-                    .checked_mul(10)
-                    .and_then(|f| f.checked_add(u64::from(b - b'0')))
-                    .filter(|&f| f <= MAX_NANOS + 1)
-                {
-                    Some(f) => {
-                        fraction = f;
-                        scale *= 10.0;
-                    }
-                    None => overflow = true,
-                }
-            }
-            s = &rest[fraction_len..];
-        }
-        if whole_len == 0 && fraction_len == 0 {
-            return Err(DurationError::Syntax);
-        }
-        let unit_len = s
-            .bytes()
-            .take_while(|&b| b != b'.' && !b.is_ascii_digit())
-            .count();
-        if unit_len == 0 {
-            return Err(DurationError::MissingUnit);
-        }
-        let unit: u64 = match &s[..unit_len] {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            other => return Err(DurationError::UnknownUnit(other.to_owned())),
-        };
-        s = &s[unit_len..];
-        let mut v = whole
-            .checked_mul(unit)
-            .filter(|&v| v <= MAX_NANOS + 1)
-            .ok_or(DurationError::TooLarge)?;
-        if fraction > 0 {
-            #[allow(
-                clippy::cast_precision_loss,
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "Go computes the fraction in float64 the same way"
-            )]
-            let part = (fraction as f64 * (unit as f64 / scale)) as u64;
-            v = v
-                .checked_add(part)
-                .filter(|&v| v <= MAX_NANOS + 1)
-                .ok_or(DurationError::TooLarge)?;
-        }
-        total = total
-            .checked_add(v)
-            .filter(|&t| t <= MAX_NANOS + 1)
-            .ok_or(DurationError::TooLarge)?;
+        let (v, rest) = duration_term(s)?;
+        s = rest;
+        total = within_go(total.checked_add(v))?;
     }
     if negative && total > 0 {
         return Err(DurationError::Negative);
@@ -221,6 +144,93 @@ pub fn go_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(DurationError::TooLarge);
     }
     Ok(Duration::from_nanos(total))
+}
+
+/// A value that may still be in Go's range (one past its end is allowed
+/// while adding up, as Go allows it).
+fn within_go(v: Option<u64>) -> Result<u64, DurationError> {
+    v.filter(|&v| v <= MAX_NANOS + 1)
+        .ok_or(DurationError::TooLarge)
+}
+
+/// One `<number><unit>` term at the start of `s`: its nanoseconds and the
+/// rest of `s`.
+fn duration_term(s: &str) -> Result<(u64, &str), DurationError> {
+    if !s.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
+        return Err(DurationError::Syntax);
+    }
+    // The whole part.
+    let whole_len = s.bytes().take_while(u8::is_ascii_digit).count();
+    let mut whole: u64 = 0;
+    for b in s[..whole_len].bytes() {
+        whole = within_go(
+            whole
+                .checked_mul(10)
+                .and_then(|w| w.checked_add(u64::from(b - b'0'))),
+        )?;
+    }
+    let mut s = &s[whole_len..];
+    let (fraction, scale, fraction_len) = match s.strip_prefix('.') {
+        Some(rest) => {
+            let (fraction, scale, len) = duration_fraction(rest);
+            s = &rest[len..];
+            (fraction, scale, len)
+        }
+        None => (0, 1.0, 0),
+    };
+    if whole_len == 0 && fraction_len == 0 {
+        return Err(DurationError::Syntax);
+    }
+    let unit_len = s
+        .bytes()
+        .take_while(|&b| b != b'.' && !b.is_ascii_digit())
+        .count();
+    if unit_len == 0 {
+        return Err(DurationError::MissingUnit);
+    }
+    let unit: u64 = match &s[..unit_len] {
+        "ns" => 1,
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        other => return Err(DurationError::UnknownUnit(other.to_owned())),
+    };
+    let mut v = within_go(whole.checked_mul(unit))?;
+    if fraction > 0 {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "Go computes the fraction in float64 the same way"
+        )]
+        let part = (fraction as f64 * (unit as f64 / scale)) as u64;
+        v = within_go(v.checked_add(part))?;
+    }
+    Ok((v, &s[unit_len..]))
+}
+
+/// The digits after a decimal point: (their value, 10^(digits used), the
+/// digits' length). Digits past what fits are ignored, as Go does.
+fn duration_fraction(rest: &str) -> (u64, f64, usize) {
+    let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let mut fraction: u64 = 0;
+    let mut scale = 1f64;
+    for b in rest[..len].bytes() {
+        match fraction
+            .checked_mul(10)
+            .and_then(|f| f.checked_add(u64::from(b - b'0')))
+            .filter(|&f| f <= MAX_NANOS + 1)
+        {
+            Some(f) => {
+                fraction = f;
+                scale *= 10.0;
+            }
+            None => break,
+        }
+    }
+    (fraction, scale, len)
 }
 
 /// A whole number of seconds as a duration, within Go's range.

@@ -333,10 +333,39 @@ fn conventional(mode: u32) -> bool {
     group & !user == 0 && other & !group == 0
 }
 
-/// Reads every key of the file.
+/// The values `pkcs12_profile` takes.
+const PKCS12_PROFILES: &[(&str, crate::pkcs12::Profile)] = &[
+    ("modern", crate::pkcs12::Profile::Modern),
+    ("legacy", crate::pkcs12::Profile::Legacy),
+];
+
+/// The values `cmd_exit_policy` takes.
+const EXIT_POLICIES: &[(&str, ExitPolicy)] = &[
+    ("relaunch_on_renewal", ExitPolicy::RelaunchOnRenewal),
+    ("restart", ExitPolicy::Restart),
+    ("exit", ExitPolicy::Exit),
+];
+
+/// The values `log_level` takes.
+const LOG_LEVELS: &[(&str, tracing::Level)] = &[
+    ("trace", tracing::Level::TRACE),
+    ("debug", tracing::Level::DEBUG),
+    ("info", tracing::Level::INFO),
+    ("warn", tracing::Level::WARN),
+    ("warning", tracing::Level::WARN),
+    ("error", tracing::Level::ERROR),
+];
+
+/// The values `log_format` takes.
+const LOG_FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
+
+/// Reads every key of the file (in the order of [`Raw`]'s fields, which is
+/// the order its problems are reported in).
 pub(super) fn read(entries: &[Entry], r: &mut Report) -> Raw {
     let f = r.fields(entries, TOP_KEYS, "", true);
     let path = |r: &mut Report, key: &str| r.path(key, f.get(key), "a path");
+    let flag = |r: &mut Report, key: &str| r.boolean(key, f.get(key)).unwrap_or(false);
+    let mode = |r: &mut Report, key: &str, default: u32| r.mode(key, f.get(key), default);
     Raw {
         agent_address: path(r, "agent_address"),
         cert_dir: path(r, "cert_dir"),
@@ -348,87 +377,29 @@ pub(super) fn read(entries: &[Entry], r: &mut Report) -> Raw {
         pkcs12_file_name: path(r, "pkcs12_file_name"),
         pkcs12_truststore_file_name: path(r, "pkcs12_truststore_file_name"),
         pkcs12_password_file: path(r, "pkcs12_password_file"),
-        pkcs12_profile: r.choice(
-            "pkcs12_profile",
-            f.get("pkcs12_profile"),
-            &[
-                ("modern", crate::pkcs12::Profile::Modern),
-                ("legacy", crate::pkcs12::Profile::Legacy),
-            ],
-        ),
-        add_intermediates_to_bundle: r
-            .boolean(
-                "add_intermediates_to_bundle",
-                f.get("add_intermediates_to_bundle"),
-            )
-            .unwrap_or(false),
-        include_federated_domains: r
-            .boolean(
-                "include_federated_domains",
-                f.get("include_federated_domains"),
-            )
-            .unwrap_or(false),
-        omit_expired: r
-            .boolean("omit_expired", f.get("omit_expired"))
-            .unwrap_or(false),
+        pkcs12_profile: r.choice("pkcs12_profile", f.get("pkcs12_profile"), PKCS12_PROFILES),
+        add_intermediates_to_bundle: flag(r, "add_intermediates_to_bundle"),
+        include_federated_domains: flag(r, "include_federated_domains"),
+        omit_expired: flag(r, "omit_expired"),
         hint: r.text("hint", f.get("hint")),
         jwt_svids: r.jwt_svids(f.get("jwt_svids")),
         jwt_bundle_file_name: path(r, "jwt_bundle_file_name"),
-        cert_file_mode: r.mode(
-            "cert_file_mode",
-            f.get("cert_file_mode"),
-            DEFAULT_CERT_FILE_MODE,
-        ),
-        key_file_mode: r.mode(
-            "key_file_mode",
-            f.get("key_file_mode"),
-            DEFAULT_KEY_FILE_MODE,
-        ),
-        jwt_bundle_file_mode: r.mode(
-            "jwt_bundle_file_mode",
-            f.get("jwt_bundle_file_mode"),
-            DEFAULT_JWT_BUNDLE_FILE_MODE,
-        ),
-        jwt_svid_file_mode: r.mode(
-            "jwt_svid_file_mode",
-            f.get("jwt_svid_file_mode"),
-            DEFAULT_JWT_SVID_FILE_MODE,
-        ),
+        cert_file_mode: mode(r, "cert_file_mode", DEFAULT_CERT_FILE_MODE),
+        key_file_mode: mode(r, "key_file_mode", DEFAULT_KEY_FILE_MODE),
+        jwt_bundle_file_mode: mode(r, "jwt_bundle_file_mode", DEFAULT_JWT_BUNDLE_FILE_MODE),
+        jwt_svid_file_mode: mode(r, "jwt_svid_file_mode", DEFAULT_JWT_SVID_FILE_MODE),
         daemon_mode: r.boolean("daemon_mode", f.get("daemon_mode")),
         cmd: r.path("cmd", f.get("cmd"), "a program name"),
         cmd_args: r.cmd_args(f.get("cmd_args")),
-        cmd_exit_policy: r.choice(
-            "cmd_exit_policy",
-            f.get("cmd_exit_policy"),
-            &[
-                ("relaunch_on_renewal", ExitPolicy::RelaunchOnRenewal),
-                ("restart", ExitPolicy::Restart),
-                ("exit", ExitPolicy::Exit),
-            ],
-        ),
+        cmd_exit_policy: r.choice("cmd_exit_policy", f.get("cmd_exit_policy"), EXIT_POLICIES),
         pid_file_name: path(r, "pid_file_name"),
         renew_signal: r.text("renew_signal", f.get("renew_signal")),
         health: r.health(f.get("health_checks")),
         log_level: r
-            .choice(
-                "log_level",
-                f.get("log_level"),
-                &[
-                    ("trace", tracing::Level::TRACE),
-                    ("debug", tracing::Level::DEBUG),
-                    ("info", tracing::Level::INFO),
-                    ("warn", tracing::Level::WARN),
-                    ("warning", tracing::Level::WARN),
-                    ("error", tracing::Level::ERROR),
-                ],
-            )
+            .choice("log_level", f.get("log_level"), LOG_LEVELS)
             .map(|(l, _)| l),
         log_format: r
-            .choice(
-                "log_format",
-                f.get("log_format"),
-                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
-            )
+            .choice("log_format", f.get("log_format"), LOG_FORMATS)
             .map_or(LogFormat::default(), |(l, _)| l),
         oneshot_max_wait: r.duration("oneshot_max_wait", f.get("oneshot_max_wait")),
     }

@@ -72,57 +72,13 @@ fn outputs(
             mode,
         })
     };
-    let trio = [
-        ("svid_file_name", &raw.svid_file_name),
-        ("svid_key_file_name", &raw.svid_key_file_name),
-        ("svid_bundle_file_name", &raw.svid_bundle_file_name),
-    ];
-    let (set, missing): (Vec<_>, Vec<_>) = trio.iter().partition(|(_, t)| !t.is_empty());
-    if !set.is_empty() && !missing.is_empty() {
-        let missing: Vec<&str> = missing.iter().map(|(k, _)| *k).collect();
-        r.problem(
-            set[0].1.line,
-            format!(
-                "svid_file_name, svid_key_file_name and svid_bundle_file_name must be set together: {} {} missing",
-                missing.join(" and "),
-                if missing.len() == 1 { "is" } else { "are" }
-            ),
-        );
-    }
-    let files = if missing.is_empty() {
-        let svid = out(
-            "svid_file_name",
-            &raw.svid_file_name.value,
-            raw.svid_file_name.line,
-            raw.cert_file_mode,
-            r,
-        );
-        let key = out(
-            "svid_key_file_name",
-            &raw.svid_key_file_name.value,
-            raw.svid_key_file_name.line,
-            raw.key_file_mode,
-            r,
-        );
-        let bundle = out(
-            "svid_bundle_file_name",
-            &raw.svid_bundle_file_name.value,
-            raw.svid_bundle_file_name.line,
-            raw.cert_file_mode,
-            r,
-        );
-        match (svid, key, bundle) {
-            (Some(svid), Some(key), Some(bundle)) => Some(SvidFiles { svid, key, bundle }),
-            _ => None,
-        }
-    } else {
-        None
-    };
+    let (files, any_svid_name) = svid_files(raw, &mut out, r);
     let credential_bundle = raw.credential_bundle_file_name.get().and_then(|name| {
+        let line = raw.credential_bundle_file_name.line;
         out(
             "credential_bundle_file_name",
             name,
-            raw.credential_bundle_file_name.line,
+            line,
             raw.key_file_mode,
             r,
         )
@@ -142,10 +98,11 @@ fn outputs(
         })
         .collect();
     let jwt_bundle = raw.jwt_bundle_file_name.get().and_then(|name| {
+        let line = raw.jwt_bundle_file_name.line;
         out(
             "jwt_bundle_file_name",
             name,
-            raw.jwt_bundle_file_name.line,
+            line,
             raw.jwt_bundle_file_mode,
             r,
         )
@@ -158,7 +115,29 @@ fn outputs(
             mode: raw.cert_file_mode,
         })
     });
-    if set.is_empty()
+    nothing_to_write(raw, any_svid_name, r);
+    let keystore = pkcs12.as_ref().is_some_and(|p| p.keystore.is_some());
+    let writes_key = files.is_some() || credential_bundle.is_some() || keystore;
+    readable_secrets(raw, writes_key, !jwt_svids.is_empty(), r);
+    let x509 = (files.is_some()
+        || credential_bundle.is_some()
+        || trust_bundles.is_some()
+        || pkcs12.is_some())
+    .then_some(X509Output {
+        files,
+        credential_bundle,
+        trust_bundles,
+        pkcs12,
+        add_intermediates_to_bundle: raw.add_intermediates_to_bundle,
+        include_federated_domains: raw.include_federated_domains,
+        omit_expired: raw.omit_expired,
+    });
+    (x509, jwt_svids, jwt_bundle)
+}
+
+/// At least one output is required.
+fn nothing_to_write(raw: &Raw, any_svid_name: bool, r: &mut Report) {
+    if !any_svid_name
         && raw.jwt_svids.is_empty()
         && raw.jwt_bundle_file_name.is_empty()
         && raw.credential_bundle_file_name.is_empty()
@@ -171,12 +150,56 @@ fn outputs(
             "nothing to write: set svid_file_name, svid_key_file_name and svid_bundle_file_name, or jwt_svids, or jwt_bundle_file_name (or credential_bundle_file_name or trust_bundles_dir)".to_owned(),
         );
     }
-    // Key material readable by others is almost always a mistake (often a
-    // decimal 644, which is mode 0204): say so, without refusing it.
-    let keystore = pkcs12.as_ref().is_some_and(|p| p.keystore.is_some());
-    if (files.is_some() || credential_bundle.is_some() || keystore)
-        && raw.key_file_mode & 0o044 != 0
-    {
+}
+
+/// The three X.509 files, which go together: all or none. Also whether any
+/// of their names is set.
+fn svid_files(
+    raw: &Raw,
+    out: &mut impl FnMut(&str, &str, Option<usize>, u32, &mut Report) -> Option<OutputFile>,
+    r: &mut Report,
+) -> (Option<SvidFiles>, bool) {
+    let trio = [
+        ("svid_file_name", &raw.svid_file_name, raw.cert_file_mode),
+        (
+            "svid_key_file_name",
+            &raw.svid_key_file_name,
+            raw.key_file_mode,
+        ),
+        (
+            "svid_bundle_file_name",
+            &raw.svid_bundle_file_name,
+            raw.cert_file_mode,
+        ),
+    ];
+    let (set, missing): (Vec<_>, Vec<_>) = trio.iter().partition(|(_, t, _)| !t.is_empty());
+    if set.is_empty() {
+        return (None, false);
+    }
+    if !missing.is_empty() {
+        let missing: Vec<&str> = missing.iter().map(|(k, _, _)| *k).collect();
+        r.problem(
+            set[0].1.line,
+            format!(
+                "svid_file_name, svid_key_file_name and svid_bundle_file_name must be set together: {} {} missing",
+                missing.join(" and "),
+                if missing.len() == 1 { "is" } else { "are" }
+            ),
+        );
+        return (None, true);
+    }
+    let [svid, key, bundle] = trio.map(|(k, t, mode)| out(k, &t.value, t.line, mode, r));
+    let files = match (svid, key, bundle) {
+        (Some(svid), Some(key), Some(bundle)) => Some(SvidFiles { svid, key, bundle }),
+        _ => None,
+    };
+    (files, true)
+}
+
+/// Key material or tokens readable by others is almost always a mistake
+/// (often a decimal 644, which is mode 0204): say so, without refusing it.
+fn readable_secrets(raw: &Raw, writes_key: bool, writes_jwt_svids: bool, r: &mut Report) {
+    if writes_key && raw.key_file_mode & 0o044 != 0 {
         r.warn(
             None,
             format!(
@@ -186,7 +209,7 @@ fn outputs(
             ),
         );
     }
-    if !jwt_svids.is_empty() && raw.jwt_svid_file_mode & 0o044 != 0 {
+    if writes_jwt_svids && raw.jwt_svid_file_mode & 0o044 != 0 {
         r.warn(
             None,
             format!(
@@ -196,24 +219,6 @@ fn outputs(
             ),
         );
     }
-    let x509 = if files.is_some()
-        || credential_bundle.is_some()
-        || trust_bundles.is_some()
-        || pkcs12.is_some()
-    {
-        Some(X509Output {
-            files,
-            credential_bundle,
-            trust_bundles,
-            pkcs12,
-            add_intermediates_to_bundle: raw.add_intermediates_to_bundle,
-            include_federated_domains: raw.include_federated_domains,
-            omit_expired: raw.omit_expired,
-        })
-    } else {
-        None
-    };
-    (x509, jwt_svids, jwt_bundle)
 }
 
 /// The PKCS#12 outputs, with the password read from its file (first line).
@@ -427,51 +432,16 @@ fn clean_below(
 
 /// `cmd`, `cmd_args`, `cmd_exit_policy`, `pid_file_name`, `renew_signal`.
 fn process(raw: &Raw, daemon_mode: bool, daemon_off_by: &str, r: &mut Report) -> ProcessConfig {
-    let line = |t: &Text| t.line;
-    // Signals are checked now rather than at the first renewal.
-    let mut renew_signal = None;
-    if let Some(name) = raw.renew_signal.get() {
-        if daemon_mode {
-            match parse_signal(name) {
-                Some(s @ (Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)) => r.problem(
-                    line(&raw.renew_signal),
-                    format!(
-                        "renew_signal {} stops the process instead of telling it to reload: choose a signal such as SIGHUP or SIGUSR1",
-                        s.as_str()
-                    ),
-                ),
-                Some(Signal::SIGKILL) => {
-                    r.warn(
-                        line(&raw.renew_signal),
-                        "renew_signal SIGKILL kills the process at every renewal (cmd is started again at the next one): make sure that is what you want".to_owned(),
-                    );
-                    renew_signal = Some(Signal::SIGKILL);
-                }
-                Some(s) => renew_signal = Some(s),
-                None => r.problem(
-                    line(&raw.renew_signal),
-                    format!(
-                        "renew_signal {} is not a signal name (for example SIGHUP or SIGUSR1)",
-                        quote(name)
-                    ),
-                ),
-            }
-        } else {
-            r.warn(
-                line(&raw.renew_signal),
-                format!("renew_signal is set but {daemon_off_by}: renew_signal is ignored"),
-            );
-        }
-    }
+    let renew_signal = renew_signal(raw, daemon_mode, daemon_off_by, r);
     if !raw.pid_file_name.is_empty() {
         if !daemon_mode {
             r.problem(
-                line(&raw.pid_file_name),
+                raw.pid_file_name.line,
                 format!("pid_file_name is set but {daemon_off_by}. pid_file_name is only supported in daemon_mode"),
             );
         } else if raw.renew_signal.is_empty() {
             r.problem(
-                line(&raw.pid_file_name),
+                raw.pid_file_name.line,
                 "pid_file_name is set without renew_signal: set renew_signal to the signal the process expects".to_owned(),
             );
         }
@@ -506,7 +476,7 @@ fn process(raw: &Raw, daemon_mode: bool, daemon_off_by: &str, r: &mut Report) ->
             });
         } else {
             r.warn(
-                line(&raw.cmd),
+                raw.cmd.line,
                 format!("cmd is set but {daemon_off_by}: cmd is not run"),
             );
         }
@@ -523,6 +493,54 @@ fn process(raw: &Raw, daemon_mode: bool, daemon_off_by: &str, r: &mut Report) ->
             .then(|| PathBuf::from(&raw.pid_file_name.value)),
         renew_signal,
         exit_policy,
+    }
+}
+
+/// `renew_signal`, checked now rather than at the first renewal.
+fn renew_signal(
+    raw: &Raw,
+    daemon_mode: bool,
+    daemon_off_by: &str,
+    r: &mut Report,
+) -> Option<Signal> {
+    let name = raw.renew_signal.get()?;
+    let line = raw.renew_signal.line;
+    if !daemon_mode {
+        r.warn(
+            line,
+            format!("renew_signal is set but {daemon_off_by}: renew_signal is ignored"),
+        );
+        return None;
+    }
+    match parse_signal(name) {
+        Some(s @ (Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)) => {
+            r.problem(
+                line,
+                format!(
+                    "renew_signal {} stops the process instead of telling it to reload: choose a signal such as SIGHUP or SIGUSR1",
+                    s.as_str()
+                ),
+            );
+            None
+        }
+        Some(Signal::SIGKILL) => {
+            r.warn(
+                line,
+                "renew_signal SIGKILL kills the process at every renewal (cmd is started again at the next one): make sure that is what you want".to_owned(),
+            );
+            Some(Signal::SIGKILL)
+        }
+        Some(s) => Some(s),
+        None => {
+            r.problem(
+                line,
+                format!(
+                    "renew_signal {} is not a signal name (for example SIGHUP or SIGUSR1)",
+                    quote(name)
+                ),
+            );
+            None
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Daemon mode through the real binary: rotations, reconnects, write
 //! failures and recovery, JWT refresh, and readers during rotations.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::common::*;
@@ -153,6 +154,64 @@ jwt_svids = [{{ jwt_audience = "db", jwt_extra_audiences = ["x"], jwt_svid_file_
     .await;
 }
 
+/// The rotations of the torn-file test.
+const ROTATIONS: usize = 40;
+
+/// Which rotation wrote each possible content of a file.
+type Index = std::collections::HashMap<String, usize>;
+
+/// Reads the three X.509 files (the certificate first: the other two were
+/// renamed into place before it) until told to stop and having seen the
+/// last rotation (the stop comes once the certificate is on disk, maybe
+/// while this loop was between two reads of an older one). Panics on a
+/// torn or mismatched set; returns the reads and the newest rotation seen.
+fn read_until_stopped(
+    certs: &Path,
+    leaves: &Index,
+    keys: &Index,
+    bundles: &Index,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (u64, usize) {
+    let read = |name: &str| std::fs::read_to_string(certs.join(name)).expect("file present");
+    let (mut reads, mut newest) = (0u64, 0usize);
+    let mut stopped_at = None;
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let at = *stopped_at.get_or_insert_with(std::time::Instant::now);
+            if newest == ROTATIONS || at.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+        }
+        let cert = read("svid.pem");
+        let key = read("svid_key.pem");
+        let bundle = read("svid_bundle.pem");
+        let i = *leaves
+            .get(&cert)
+            .unwrap_or_else(|| panic!("torn or unknown svid.pem: {cert:?}"));
+        let k = *keys
+            .get(&key)
+            .unwrap_or_else(|| panic!("torn or unknown svid_key.pem: {key:?}"));
+        let b = *bundles
+            .get(&bundle)
+            .unwrap_or_else(|| panic!("torn or unknown svid_bundle.pem: {bundle:?}"));
+        assert!(
+            k >= i,
+            "svid.pem holds rotation {i} but svid_key.pem an older key, rotation {k}'s"
+        );
+        assert!(
+            b >= i,
+            "svid.pem holds rotation {i} but svid_bundle.pem an older bundle, rotation {b}'s"
+        );
+        assert!(
+            i >= newest,
+            "svid.pem went back from rotation {newest} to {i}"
+        );
+        newest = i;
+        reads += 1;
+    }
+    (reads, newest)
+}
+
 /// A reader polling the files during fast rotations never sees an empty or
 /// torn file, and since the certificate is written last, whenever it sees
 /// rotation `i`'s leaf in `svid.pem` the key and bundle files already hold
@@ -160,7 +219,6 @@ jwt_svids = [{{ jwt_audience = "db", jwt_extra_audiences = ["x"], jwt_svid_file_
 /// has begun in between).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_never_see_a_torn_file_and_the_key_matches_the_certificate_they_see() {
-    const ROTATIONS: usize = 40;
     let api = FakeWorkloadApi::start().await;
     let pki = Pki::new();
     // Rotation i: its own SVID, and a bundle with its own extra root, so
@@ -173,7 +231,7 @@ async fn readers_never_see_a_torn_file_and_the_key_matches_the_certificate_they_
             (svid, u)
         })
         .collect();
-    let index_of = |texts: Vec<String>| -> std::collections::HashMap<String, usize> {
+    let index_of = |texts: Vec<String>| -> Index {
         texts.into_iter().enumerate().map(|(i, t)| (t, i)).collect()
     };
     let leaves = index_of(
@@ -205,52 +263,9 @@ async fn readers_never_see_a_torn_file_and_the_key_matches_the_certificate_they_
     wait_svid(&w, &updates[0].0).await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let certs = w.certs();
     let reader = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let read =
-                |name: &str| std::fs::read_to_string(certs.join(name)).expect("file present");
-            let (mut reads, mut newest) = (0u64, 0usize);
-            // Until told to stop and having read the last rotation (the
-            // stop comes once the certificate is on disk, maybe while this
-            // loop was between two reads of an older one).
-            let mut stopped_at = None;
-            loop {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let at = *stopped_at.get_or_insert_with(std::time::Instant::now);
-                    if newest == ROTATIONS || at.elapsed() > Duration::from_secs(10) {
-                        break;
-                    }
-                }
-                // The certificate first: the other two were renamed into
-                // place before it.
-                let cert = read("svid.pem");
-                let key = read("svid_key.pem");
-                let bundle = read("svid_bundle.pem");
-                let i = *leaves
-                    .get(&cert)
-                    .unwrap_or_else(|| panic!("torn or unknown svid.pem: {cert:?}"));
-                let k = *keys
-                    .get(&key)
-                    .unwrap_or_else(|| panic!("torn or unknown svid_key.pem: {key:?}"));
-                let b = *bundles
-                    .get(&bundle)
-                    .unwrap_or_else(|| panic!("torn or unknown svid_bundle.pem: {bundle:?}"));
-                assert!(
-                    k >= i,
-                    "svid.pem holds rotation {i} but svid_key.pem an older key, rotation {k}'s"
-                );
-                assert!(b >= i, "svid.pem holds rotation {i} but svid_bundle.pem an older bundle, rotation {b}'s");
-                assert!(
-                    i >= newest,
-                    "svid.pem went back from rotation {newest} to {i}"
-                );
-                newest = i;
-                reads += 1;
-            }
-            (reads, newest)
-        })
+        let (stop, certs) = (stop.clone(), w.certs());
+        std::thread::spawn(move || read_until_stopped(&certs, &leaves, &keys, &bundles, &stop))
     };
     for (_, update) in &updates[1..] {
         api.set_x509(update.clone());

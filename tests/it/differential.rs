@@ -101,6 +101,26 @@ fn generate(g: &mut Gen, socket: &str) -> Conf {
     }
     let dir = *g.pick(&["certs", "./certs", "certs/", "certs/."]);
     items.push(("cert_dir".into(), Val::Str(dir.into())));
+    let x509 = x509_items(g, &mut items);
+    jwt_items(g, x509, &mut items);
+    other_items(g, &mut items);
+    g.rng.shuffle(&mut items);
+    // A key given twice keeps its last value.
+    if g.chance(0.1) && !items.is_empty() {
+        let i = g.rng.usize(..items.len());
+        if !matches!(items[i].1, Val::Jwt(_)) {
+            let mut first = items[i].clone();
+            if let Val::Str(s) = &mut first.1 {
+                s.push_str(".first");
+            }
+            items.insert(i, first);
+        }
+    }
+    Conf { items }
+}
+
+/// The X.509 keys, sometimes; whether they were drawn.
+fn x509_items(g: &mut Gen, items: &mut Vec<(String, Val)>) -> bool {
     let names = [
         "svid.pem",
         "svid_key.pem",
@@ -140,6 +160,11 @@ fn generate(g: &mut Gen, socket: &str) -> Conf {
             }
         }
     }
+    x509
+}
+
+/// The JWT keys, sometimes (more often without X.509 outputs).
+fn jwt_items(g: &mut Gen, x509: bool, items: &mut Vec<(String, Val)>) {
     if g.chance(0.4) {
         items.push((
             "jwt_bundle_file_name".into(),
@@ -159,6 +184,10 @@ fn generate(g: &mut Gen, socket: &str) -> Conf {
             .collect();
         items.push(("jwt_svids".into(), Val::Jwt(entries)));
     }
+}
+
+/// File modes, the hint, the renew signal and `cmd`, sometimes.
+fn other_items(g: &mut Gen, items: &mut Vec<(String, Val)>) {
     for key in [
         "cert_file_mode",
         "key_file_mode",
@@ -185,19 +214,6 @@ fn generate(g: &mut Gen, socket: &str) -> Conf {
         items.push(("cmd".into(), Val::Str("/bin/true".into())));
         items.push(("cmd_args".into(), Val::Str("-c \"a b\"".into())));
     }
-    g.rng.shuffle(&mut items);
-    // A key given twice keeps its last value.
-    if g.chance(0.1) && !items.is_empty() {
-        let i = g.rng.usize(..items.len());
-        if !matches!(items[i].1, Val::Jwt(_)) {
-            let mut first = items[i].clone();
-            if let Val::Str(s) = &mut first.1 {
-                s.push_str(".first");
-            }
-            items.insert(i, first);
-        }
-    }
-    Conf { items }
 }
 
 fn hcl_string(g: &mut Gen, s: &str) -> String {

@@ -712,25 +712,7 @@ async fn a_cert_dir_owned_by_root_with_files_given_to_the_helper_is_rewritten_in
     let first = pki.svid();
     api.set_x509(pki.x509_update(first.clone()));
 
-    // As the Go helper's images do: cert_dir made by root (0755), the files
-    // created there and handed to the helper's user.
-    let w = Workdir::new();
-    open_up(w.path());
-    open_up(&w.certs());
-    for (name, m) in [
-        ("svid.pem", 0o644),
-        ("svid_key.pem", 0o644),
-        ("svid_bundle.pem", 0o644),
-    ] {
-        let p = w.certs().join(name);
-        std::fs::write(&p, b"").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
-        nix::unistd::chown(&p, Some(nix::unistd::Uid::from_raw(UID)), None).unwrap();
-    }
-    let inodes: Vec<u64> = ["svid.pem", "svid_key.pem", "svid_bundle.pem"]
-        .iter()
-        .map(|n| std::fs::metadata(w.certs().join(n)).unwrap().ino())
-        .collect();
+    let (w, inodes) = read_only_layout();
     let socket = api.socket_path().to_owned();
     let uid = format!("--reuid={UID}");
     let gid = format!("--regid={UID}");
@@ -783,12 +765,28 @@ async fn a_cert_dir_owned_by_root_with_files_given_to_the_helper_is_rewritten_in
         doc["write_methods"]["certs/svid_key.pem"], "in_place",
         "{status}"
     );
-    drop(d);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_in_a_read_only_cert_dir_fails_naming_the_directory_its_owner_and_the_uid() {
+    if !can(
+        is_root() && have("setpriv"),
+        "root and setpriv(1) to run as another uid",
+    ) {
+        return;
+    }
+    let agent_dir = tempfile::tempdir().unwrap();
+    open_up(agent_dir.path());
+    let api = FakeWorkloadApi::start_at(&agent_dir.path().join("agent.sock")).await;
+    std::fs::set_permissions(api.socket_path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pki = Pki::new();
+    api.set_x509(pki.x509_update(pki.svid()));
+    let (w, _) = read_only_layout();
     // A file that does not exist there yet cannot be created: the error
     // names the directory, its owner and mode, and the helper's uid.
     std::fs::remove_file(w.certs().join("svid_bundle.pem")).unwrap();
-    w.conf(&x509_conf(&socket, "daemon_mode = false"));
+    w.conf(&x509_conf(api.socket_path(), "daemon_mode = false"));
+    let (uid, gid) = (format!("--reuid={UID}"), format!("--regid={UID}"));
     let mut c = w.command_under(
         &["setpriv", &uid, &gid, "--clear-groups"],
         &["-config", "helper.conf"],
@@ -800,4 +798,29 @@ async fn a_cert_dir_owned_by_root_with_files_given_to_the_helper_is_rewritten_in
         "(owner uid 0, mode 0755)",
         "the file does not exist yet",
     ]);
+    assert!(
+        !w.certs().join("svid_bundle.pem").exists(),
+        "nothing is written"
+    );
+}
+
+/// The Go helper's images' layout: `cert_dir` made by root (0755), the
+/// three X.509 files created there (empty) and handed to the helper's
+/// user. Returns the work directory and the files' inodes.
+fn read_only_layout() -> (Workdir, Vec<u64>) {
+    let w = Workdir::new();
+    open_up(w.path());
+    open_up(&w.certs());
+    let names = ["svid.pem", "svid_key.pem", "svid_bundle.pem"];
+    for name in names {
+        let p = w.certs().join(name);
+        std::fs::write(&p, b"").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        nix::unistd::chown(&p, Some(nix::unistd::Uid::from_raw(UID)), None).unwrap();
+    }
+    let inodes = names
+        .iter()
+        .map(|n| std::fs::metadata(w.certs().join(n)).unwrap().ino())
+        .collect();
+    (w, inodes)
 }

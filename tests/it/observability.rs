@@ -57,6 +57,58 @@ fn not_after(pem_text: &str) -> (f64, f64) {
     )
 }
 
+/// The metrics after the first X.509 write: the SVID on disk, the bundle,
+/// the child and the stream.
+fn first_write_metrics(m: &BTreeMap<String, f64>, w: &Workdir) {
+    let (after, before) = not_after(&w.read_string("certs/svid.pem"));
+    assert_eq!(m["spiffe_helper_x509_svid_expiry_timestamp_seconds"], after);
+    assert_eq!(
+        m["spiffe_helper_x509_svid_not_before_timestamp_seconds"],
+        before
+    );
+    assert_eq!(
+        m[r#"spiffe_helper_bundle_certificates{trust_domain="example.org"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[r#"spiffe_helper_bundle_certificates{trust_domain="federated.test"}"#],
+        1.0
+    );
+    assert_eq!(m["spiffe_helper_cmd_running"], 1.0);
+    assert_eq!(m["spiffe_helper_cmd_starts_total"], 1.0);
+    assert_eq!(
+        m[r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[&format!(
+            "spiffe_helper_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )],
+        1.0
+    );
+}
+
+/// Stops the agent until the X.509 stream is counted down, then starts it
+/// again until the stream is up.
+async fn agent_away_and_back(api: &FakeWorkloadApi, port: u16) {
+    api.stop().await;
+    let m = wait_metric(
+        port,
+        r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#,
+        0.0,
+    )
+    .await;
+    assert!(m[r#"spiffe_helper_workload_api_stream_reconnects_total{stream="x509"}"#] >= 1.0);
+    api.start_again().await;
+    wait_metric(
+        port,
+        r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#,
+        1.0,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_rotations_streams_and_the_child() {
     let api = FakeWorkloadApi::start().await;
@@ -87,33 +139,7 @@ async fn metrics_follow_rotations_streams_and_the_child() {
         1.0,
     )
     .await;
-    let (after, before) = not_after(&w.read_string("certs/svid.pem"));
-    assert_eq!(m["spiffe_helper_x509_svid_expiry_timestamp_seconds"], after);
-    assert_eq!(
-        m["spiffe_helper_x509_svid_not_before_timestamp_seconds"],
-        before
-    );
-    assert_eq!(
-        m[r#"spiffe_helper_bundle_certificates{trust_domain="example.org"}"#],
-        1.0
-    );
-    assert_eq!(
-        m[r#"spiffe_helper_bundle_certificates{trust_domain="federated.test"}"#],
-        1.0
-    );
-    assert_eq!(m["spiffe_helper_cmd_running"], 1.0);
-    assert_eq!(m["spiffe_helper_cmd_starts_total"], 1.0);
-    assert_eq!(
-        m[r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#],
-        1.0
-    );
-    assert_eq!(
-        m[&format!(
-            "spiffe_helper_build_info{{version=\"{}\"}}",
-            env!("CARGO_PKG_VERSION")
-        )],
-        1.0
-    );
+    first_write_metrics(&m, &w);
     let m = wait_metric(
         port,
         r#"spiffe_helper_jwt_bundle_keys{trust_domain="example.org"}"#,
@@ -154,21 +180,7 @@ async fn metrics_follow_rotations_streams_and_the_child() {
     .await;
 
     // The agent goes away: the stream is down and reconnects are counted.
-    api.stop().await;
-    let m = wait_metric(
-        port,
-        r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#,
-        0.0,
-    )
-    .await;
-    assert!(m[r#"spiffe_helper_workload_api_stream_reconnects_total{stream="x509"}"#] >= 1.0);
-    api.start_again().await;
-    wait_metric(
-        port,
-        r#"spiffe_helper_workload_api_stream_up{stream="x509"}"#,
-        1.0,
-    )
-    .await;
+    agent_away_and_back(&api, port).await;
 
     // The child ends: not running, its exit code recorded.
     let pid: i32 = String::from_utf8(read_opt(&marker).unwrap())
@@ -578,6 +590,42 @@ async fn metrics_pass_promtool_in_the_text_format_with_counters_at_zero() {
     assert!(body.ends_with("# EOF\n"), "{body}");
 }
 
+/// Prometheus with `dir/prometheus.yml`, on a loopback port of its own
+/// (tried until one is free): the process and its port.
+async fn start_prometheus(prometheus: &Path, dir: &Path) -> (tokio::process::Child, u16) {
+    for _ in 0..10 {
+        let web = free_port();
+        let mut child = tokio::process::Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let up = wait_for("Prometheus to listen or exit", LONG, || {
+            if child.try_wait().ok().flatten().is_some() {
+                return Some(false);
+            }
+            std::net::TcpStream::connect(("127.0.0.1", web))
+                .ok()
+                .map(|_| true)
+        })
+        .await;
+        if up {
+            return (child, web);
+        }
+    }
+    panic!("Prometheus never started");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prometheus_server_scrapes_the_svid_expiry_on_disk() {
     let Some(prometheus) = prometheus_tool("prometheus") else {
@@ -614,40 +662,8 @@ async fn a_prometheus_server_scrapes_the_svid_expiry_on_disk() {
         ),
     )
     .unwrap();
-    // Prometheus on a loopback port of its own, tried until one is free.
-    let mut server = None;
-    for _ in 0..10 {
-        let web = free_port();
-        let mut child = tokio::process::Command::new(&prometheus)
-            .arg(format!(
-                "--config.file={}",
-                prom_dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                prom_dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(prom_dir.path().join("prometheus.log")).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let up = wait_for("Prometheus to listen or exit", LONG, || {
-            if child.try_wait().ok().flatten().is_some() {
-                return Some(false);
-            }
-            std::net::TcpStream::connect(("127.0.0.1", web))
-                .ok()
-                .map(|_| true)
-        })
-        .await;
-        if up {
-            server = Some((child, web));
-            break;
-        }
-    }
-    let (_server, web) = server.expect("Prometheus never started");
+    let (_server, web) = start_prometheus(&prometheus, prom_dir.path()).await;
+
     let query = "/api/v1/query?query=spiffe_helper_x509_svid_expiry_timestamp_seconds";
     let value = {
         let end = std::time::Instant::now() + Duration::from_secs(60);

@@ -83,6 +83,39 @@ fn keytool_serial(hex: &str) -> String {
     s.trim_start_matches('0').to_owned()
 }
 
+/// Compiles and runs `tests/java/Handshake.java`: a TLS server and client
+/// in one JVM, both with the keystore and truststore, each reporting the
+/// SPIFFE ID the other presented.
+fn java_handshake(ks: &Path, ts: &Path) {
+    let java = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/Handshake.java"),
+        java.path().join("Handshake.java"),
+    )
+    .unwrap();
+    let dir = java.path().display().to_string();
+    run("javac", &["-d", &dir, &format!("{dir}/Handshake.java")]);
+    let out = run(
+        "java",
+        &[
+            "-cp",
+            &dir,
+            "Handshake",
+            &ks.display().to_string(),
+            &ts.display().to_string(),
+            PASSWORD,
+        ],
+    );
+    assert!(
+        out.contains("client saw spiffe://example.org/workload"),
+        "{out}"
+    );
+    assert!(
+        out.contains("server saw spiffe://example.org/workload"),
+        "{out}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jvm_loads_the_keystore_and_truststore_and_completes_mutual_tls() {
     if !tools() {
@@ -119,33 +152,7 @@ async fn a_jvm_loads_the_keystore_and_truststore_and_completes_mutual_tls() {
     );
 
     // A mutual TLS handshake with these files, in a real JVM.
-    let java = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/Handshake.java"),
-        java.path().join("Handshake.java"),
-    )
-    .unwrap();
-    let dir = java.path().display().to_string();
-    run("javac", &["-d", &dir, &format!("{dir}/Handshake.java")]);
-    let out = run(
-        "java",
-        &[
-            "-cp",
-            &dir,
-            "Handshake",
-            &ks.display().to_string(),
-            &ts.display().to_string(),
-            PASSWORD,
-        ],
-    );
-    assert!(
-        out.contains("client saw spiffe://example.org/workload"),
-        "{out}"
-    );
-    assert!(
-        out.contains("server saw spiffe://example.org/workload"),
-        "{out}"
-    );
+    java_handshake(&ks, &ts);
 
     // A rotation: loading the keystore again shows the new serial.
     let next = pki.svid();
