@@ -12,23 +12,14 @@ const LONG: Duration = Duration::from_secs(20);
 /// Waits for `path` to answer exactly `code` and `body`; on a timeout the
 /// panic shows the last answer and the helper's log.
 async fn wait_answer(port: u16, path: &str, code: u16, body: &str, d: &Daemon) {
-    let end = std::time::Instant::now() + LONG;
-    let mut last = None;
-    loop {
-        let got = http_get(port, path).await;
-        if got.as_ref().is_some_and(|(c, b)| *c == code && b == body) {
-            return;
+    let what = format!("GET {path} to answer {code} {body}");
+    wait_until(&what, LONG, || async {
+        match http_get(port, path).await {
+            Some((c, b)) if c == code && b == body => Ok(()),
+            got => Err(format!("answer: {got:?}\nhelper log:\n{}", d.logs())),
         }
-        if got.is_some() {
-            last = got;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "GET {path}: expected {code} {body}\nlast answer: {last:?}\nhelper log:\n{}",
-            d.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await;
 }
 
 fn health_block(port: u16, extra: &str) -> String {

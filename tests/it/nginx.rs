@@ -259,22 +259,16 @@ async fn nginx_reloads_rotated_certificates_and_accepts_mtls_clients() {
     assert_ne!(second.serial, first.serial);
     api.set_x509(pki.x509_update(second.clone()));
     let want = second.serial.trim_start_matches('0').to_owned();
-    let mut seen = String::new();
-    let deadline = std::time::Instant::now() + LONG;
-    while std::time::Instant::now() < deadline {
+    wait_until("nginx to serve the rotated certificate", LONG, || async {
         let (_, leaf) = tls_get(openssl, tls_port, Some(&certs)).await;
-        seen = serial_of(openssl, &leaf).await;
+        let seen = serial_of(openssl, &leaf).await;
         if seen == want {
-            break;
+            Ok(())
+        } else {
+            Err(format!("serial {seen}; helper log:\n{}", d.logs()))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        seen,
-        want,
-        "nginx never served the rotated certificate:\n{}",
-        d.logs()
-    );
+    })
+    .await;
     assert_eq!(
         d.logs().matches("signalled process from pid file").count(),
         2
@@ -286,16 +280,13 @@ async fn nginx_reloads_rotated_certificates_and_accepts_mtls_clients() {
 /// Polls until nginx answers 200 to a client using the written files (a
 /// connection can land on a worker that is shutting down during a reload).
 async fn served_ok(openssl: &Path, port: u16, certs: &Path) -> String {
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
+    wait_until("a 200 from nginx", LONG, || async {
         let (text, _) = tls_get(openssl, port, Some(certs)).await;
         if text.contains("HTTP/1.1 200 OK") {
-            return text;
+            Ok(text)
+        } else {
+            Err(text)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no 200 from nginx:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }

@@ -32,19 +32,16 @@ async fn scrape(port: u16, path: &str) -> BTreeMap<String, f64> {
 }
 
 async fn wait_metric(port: u16, key: &str, want: f64) -> BTreeMap<String, f64> {
-    let end = std::time::Instant::now() + LONG;
-    loop {
+    let what = format!("{key} to be {want}");
+    wait_until(&what, LONG, || async {
         let m = scrape(port, "/metrics").await;
         if m.get(key) == Some(&want) {
-            return m;
+            Ok(m)
+        } else {
+            Err(format!("{:?}", m.get(key)))
         }
-        assert!(
-            std::time::Instant::now() < end,
-            "{key} never became {want}: {:?}",
-            m.get(key)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 fn not_after(pem_text: &str) -> (f64, f64) {
@@ -294,21 +291,18 @@ async fn status_document_matches_the_files_and_holds_no_secret() {
 }
 
 async fn wait_for_status(port: u16, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let end = std::time::Instant::now() + LONG;
-    loop {
-        if let Some((200, body)) = http_get(port, "/status").await {
-            let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-            if ok(&doc) {
-                return doc;
-            }
-            assert!(
-                std::time::Instant::now() < end,
-                "status never settled: {doc:#}"
-            );
+    wait_until("/status to settle", LONG, || async {
+        let Some((200, body)) = http_get(port, "/status").await else {
+            return Err("no /status".to_owned());
+        };
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if ok(&doc) {
+            Ok(doc)
+        } else {
+            Err(format!("{doc:#}"))
         }
-        assert!(std::time::Instant::now() < end, "no /status");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,11 +317,7 @@ async fn metrics_and_status_paths_can_be_moved_or_turned_off() {
         &health_conf(port, "  metrics_path = \"/m\"\n  status_path = \"\"\n"),
     ));
     let _d = w.spawn(&["-config", "helper.conf"]);
-    let end = std::time::Instant::now() + LONG;
-    while http_get(port, "/ready").await.map(|r| r.0) != Some(200) {
-        assert!(std::time::Instant::now() < end);
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_http(port, "/ready", 200).await;
     assert!(scrape(port, "/m")
         .await
         .contains_key("spiffe_helper_x509_svid_expiry_timestamp_seconds"));
@@ -665,22 +655,19 @@ async fn a_prometheus_server_scrapes_the_svid_expiry_on_disk() {
     let (_server, web) = start_prometheus(&prometheus, prom_dir.path()).await;
 
     let query = "/api/v1/query?query=spiffe_helper_x509_svid_expiry_timestamp_seconds";
-    let value = {
-        let end = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
+    let value = wait_until(
+        "Prometheus to have the metric",
+        Duration::from_secs(60),
+        || async {
             if let Some((200, body)) = http_get(web, query).await {
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 if let Some(s) = v["data"]["result"][0]["value"][1].as_str() {
-                    break s.parse::<f64>().unwrap();
+                    return Ok(s.parse::<f64>().unwrap());
                 }
             }
-            assert!(
-                std::time::Instant::now() < end,
-                "Prometheus never had the metric:\n{}",
-                std::fs::read_to_string(prom_dir.path().join("prometheus.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
+            Err(std::fs::read_to_string(prom_dir.path().join("prometheus.log")).unwrap_or_default())
+        },
+    )
+    .await;
     assert_eq!(value, after);
 }

@@ -353,31 +353,32 @@ async fn deployment(test: &str) -> Option<(Spire, &'static Binaries)> {
 
 async fn wait_federated_jwt_bundle(spire: &Spire, bins: &Binaries) {
     let socket = spire.socket().display().to_string();
-    let end = std::time::Instant::now() + SPIRE_DEADLINE;
-    loop {
-        let out = tokio::process::Command::new(&bins.spire_agent)
-            .args([
-                "api",
-                "fetch",
-                "jwt",
-                "-audience",
-                "warmup",
-                "-socketPath",
-                &socket,
-            ])
-            .output()
-            .await
-            .expect("spire-agent api fetch jwt");
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.contains("bundle(spiffe://b.test)") {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "the agent never passed b.test's JWT bundle on:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(
+        "the agent to pass b.test's JWT bundle on",
+        SPIRE_DEADLINE,
+        || async {
+            let out = tokio::process::Command::new(&bins.spire_agent)
+                .args([
+                    "api",
+                    "fetch",
+                    "jwt",
+                    "-audience",
+                    "warmup",
+                    "-socketPath",
+                    &socket,
+                ])
+                .output()
+                .await
+                .expect("spire-agent api fetch jwt");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains("bundle(spiffe://b.test)") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
 }
 
 /// The X.509 lines most cases share.
@@ -1160,18 +1161,13 @@ async fn daemons_write_the_same_files_and_answer_the_same_health() {
 }
 
 async fn wait_for_ready(port: u16, helper: &Running) {
-    let end = std::time::Instant::now() + SPIRE_DEADLINE;
-    loop {
-        if let Some((200, _)) = health(port, "/ready").await {
-            return;
+    wait_until("/ready to answer 200", SPIRE_DEADLINE, || async {
+        match health(port, "/ready").await {
+            Some((200, _)) => Ok(()),
+            other => Err(format!("{other:?}; log:\n{}", helper.logs())),
         }
-        assert!(
-            std::time::Instant::now() < end,
-            "never ready:\n{}",
-            helper.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1190,38 +1186,40 @@ async fn daemons_report_a_hint_nothing_carries_the_same_way() {
 
     // Both settle on: the X.509 files and the JWT-SVID failed, the JWT
     // bundle written; not alive, not ready.
-    let end = std::time::Instant::now() + SPIRE_DEADLINE;
-    let mut last;
-    loop {
-        let mut answers = Vec::new();
-        for path in ["/live", "/ready"] {
-            answers.push((health(go_port, path).await, health(our_port, path).await));
-        }
-        let settled = answers.iter().all(|(g, o)| {
-            g == o
-                && g.as_ref().is_some_and(|(code, body)| {
-                    *code == 503
-                        && body["health"]["file_write_statuses"]["x509_write_status"] == "failed"
-                        && body["health"]["file_write_statuses"]["jwt_write_status"]
-                            ["certs/db.token"]
-                            == "failed"
-                        && body["health"]["file_write_statuses"]["jwt_write_status"]
-                            ["certs/jwt_bundle.json"]
-                            == "written"
-                })
-        });
-        last = answers;
-        if settled {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "the health answers never settled the same (Go, ours): {last:?}\nGo's log:\n{}\nour log:\n{}",
-            go.logs(),
-            ours.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(
+        "the health answers to settle the same",
+        SPIRE_DEADLINE,
+        || async {
+            let mut answers = Vec::new();
+            for path in ["/live", "/ready"] {
+                answers.push((health(go_port, path).await, health(our_port, path).await));
+            }
+            let settled = answers.iter().all(|(g, o)| {
+                g == o
+                    && g.as_ref().is_some_and(|(code, body)| {
+                        *code == 503
+                            && body["health"]["file_write_statuses"]["x509_write_status"]
+                                == "failed"
+                            && body["health"]["file_write_statuses"]["jwt_write_status"]
+                                ["certs/db.token"]
+                                == "failed"
+                            && body["health"]["file_write_statuses"]["jwt_write_status"]
+                                ["certs/jwt_bundle.json"]
+                                == "written"
+                    })
+            });
+            if settled {
+                Ok(())
+            } else {
+                Err(format!(
+                    "(Go, ours): {answers:?}\nGo's log:\n{}\nour log:\n{}",
+                    go.logs(),
+                    ours.logs()
+                ))
+            }
+        },
+    )
+    .await;
     let d = differences(&go.outcome(None), &ours.outcome(None));
     assert!(d.is_empty(), "{d:?}");
 }

@@ -432,8 +432,8 @@ async fn federated_bundles_are_appended_on_request() {
             .chain(if include { theirs.iter() } else { [].iter() })
             .map(|c| c.der.clone())
             .collect();
-        let deadline = std::time::Instant::now() + SPIRE_DEADLINE;
-        loop {
+        let what = format!("the bundles with include_federated_domains = {include}");
+        wait_until(&what, SPIRE_DEADLINE, || async {
             w.run(&["-config", "helper.conf"]).await.assert_success();
             let got: Vec<Vec<u8>> = certs_in(&w.read("certs/svid_bundle.pem"))
                 .into_iter()
@@ -446,18 +446,16 @@ async fn federated_bundles_are_appended_on_request() {
                     ["a.test", "b.test"],
                     "the JWT bundle file holds every trust domain the agent sends"
                 );
-                break;
+                return Ok(());
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "include_federated_domains = {include}: bundle file has {} certificates \
-                 (want {}), JWT bundles for {:?}",
+            Err(format!(
+                "the bundle file has {} certificates (want {}), JWT bundles for {:?}",
                 got.len(),
                 want.len(),
                 bundles.keys().collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+            ))
+        })
+        .await;
         check_x509(&w, &id);
     }
 }
@@ -651,19 +649,22 @@ async fn nginx_serves_mutual_tls_with_spire_files_and_reloads_on_rotation() {
 /// Polls nginx with a fresh copy of the helper's files until it answers
 /// 200 with a leaf whose serial is not `not_serial`; returns that leaf.
 async fn served(port: u16, certs: &Path, client: &Path, not_serial: Option<&str>) -> CertInfo {
-    let deadline = std::time::Instant::now() + ROTATION;
-    loop {
-        client_copy(certs, client).await;
-        let (text, leaf) = tls_get(port, Some(client)).await;
-        if let Some(leaf) = leaf.filter(|l| Some(l.serial.as_str()) != not_serial) {
-            if text.contains("HTTP/1.1 200 OK") && text.contains("hello, SPIFFE client") {
-                return leaf;
+    wait_until(
+        "nginx to answer 200 with a new certificate",
+        ROTATION,
+        || async {
+            client_copy(certs, client).await;
+            let (text, leaf) = tls_get(port, Some(client)).await;
+            match leaf.filter(|l| Some(l.serial.as_str()) != not_serial) {
+                Some(leaf)
+                    if text.contains("HTTP/1.1 200 OK")
+                        && text.contains("hello, SPIFFE client") =>
+                {
+                    Ok(leaf)
+                }
+                _ => Err(text),
             }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nginx never answered 200 with a new certificate:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        },
+    )
+    .await
 }

@@ -3,7 +3,7 @@
 //! configuration (applied when valid, refused with its problems when not,
 //! the child restarted only when `cmd` changed).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use nix::sys::signal::Signal;
@@ -19,18 +19,24 @@ fn receive(sock: &std::os::unix::net::UnixDatagram, within: Duration) -> Option<
 }
 
 /// Messages until one contains `what`; panics after [`LONG`].
-fn receive_until(sock: &std::os::unix::net::UnixDatagram, what: &str) -> (String, Vec<String>) {
-    let end = Instant::now() + LONG;
+async fn receive_until(
+    sock: &std::os::unix::net::UnixDatagram,
+    what: &str,
+) -> (String, Vec<String>) {
     let mut seen = Vec::new();
-    while Instant::now() < end {
-        if let Some(m) = receive(sock, Duration::from_millis(200)) {
-            if m.contains(what) {
-                return (m, seen);
+    let message = wait_until(&format!("{what:?} on the notify socket"), LONG, || {
+        let got = match receive(sock, Duration::from_millis(200)) {
+            Some(m) if m.contains(what) => Ok(m),
+            Some(m) => {
+                seen.push(m);
+                Err(format!("{seen:?}"))
             }
-            seen.push(m);
-        }
-    }
-    panic!("no {what:?} on the notify socket; got {seen:?}");
+            None => Err(format!("{seen:?}")),
+        };
+        std::future::ready(got)
+    })
+    .await;
+    (message, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +57,7 @@ async fn ready_is_sent_once_the_files_exist_and_status_follows_failures() {
     assert_eq!(receive(&sock, Duration::from_millis(500)), None);
     let first = pki.svid();
     api.set_x509(pki.x509_update(first.clone()));
-    let (ready, before) = receive_until(&sock, "READY=1");
+    let (ready, before) = receive_until(&sock, "READY=1").await;
     assert!(before.is_empty(), "{before:?}");
     // The files were on disk when READY=1 was sent.
     assert!(w.certs().join("svid.pem").is_file(), "{ready}");
@@ -61,10 +67,10 @@ async fn ready_is_sent_once_the_files_exist_and_status_follows_failures() {
         .intermediate
         .issue_expired_svid("spiffe://example.org/workload");
     api.set_x509(pki.x509_update(expired));
-    let (failing, _) = receive_until(&sock, "STATUS=writes failing");
+    let (failing, _) = receive_until(&sock, "STATUS=writes failing").await;
     assert!(failing.contains("X.509"), "{failing}");
     api.set_x509(pki.x509_update(pki.svid()));
-    receive_until(&sock, "STATUS=every credential file written again");
+    receive_until(&sock, "STATUS=every credential file written again").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

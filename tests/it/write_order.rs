@@ -5,7 +5,7 @@
 //! target names for `close_write` gets exactly one event per file and update.
 
 use std::ffi::OsString;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
@@ -69,8 +69,8 @@ impl Watch {
     /// Waits until `n` certificates have been renamed into place and the
     /// files of those batches closed.
     async fn wait_batches(&mut self, n: usize) {
-        let end = Instant::now() + LONG;
-        loop {
+        let what = format!("{n} batches");
+        wait_until(&what, LONG, || {
             self.drain();
             let renamed = self
                 .targets(AddWatchFlags::IN_MOVED_TO)
@@ -78,18 +78,16 @@ impl Watch {
                 .filter(|t| **t == "svid.pem")
                 .count();
             let closed = self.targets(AddWatchFlags::IN_CLOSE_WRITE).len();
-            if renamed >= n && closed >= 3 * n {
-                // Anything else of the last batch arrives with these.
-                self.drain();
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "waiting for {n} batches: {:?}",
-                self.events
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            let done = if renamed >= n && closed >= 3 * n {
+                Ok(())
+            } else {
+                Err(format!("{:?}", self.events))
+            };
+            std::future::ready(done)
+        })
+        .await;
+        // Anything else of the last batch arrives with these.
+        self.drain();
     }
 
     #[track_caller]

@@ -94,18 +94,19 @@ impl Workdir {
     /// are removed just after its last rename), failing with the listing.
     pub async fn wait_listing(&self, names: &[&str]) {
         let want: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.cert_listing();
-            if got == want {
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "certs/ holds {got:?}, expected {want:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(
+            "certs/ to hold exactly those files",
+            Duration::from_secs(10),
+            || {
+                let got = self.cert_listing();
+                std::future::ready(if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("certs/ holds {got:?}, expected {want:?}"))
+                })
+            },
+        )
+        .await;
     }
 
     /// A command for the helper, run in this directory with a clean
@@ -197,16 +198,35 @@ impl Run {
     }
 }
 
-/// Polls `f` until it returns `Some`, failing the test at the deadline.
-pub async fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+/// Polls `poll` every 25 ms until it gives `Ok`; at the deadline the test
+/// fails naming `what` and the last `Err`: what was seen instead, with any
+/// log worth showing. The one waiting loop of the tests.
+pub async fn wait_until<T, E, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut poll: impl FnMut() -> Fut,
+) -> T
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let end = Instant::now() + deadline;
     loop {
-        if let Some(v) = f() {
-            return v;
+        match poll().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < end,
+                "timed out after {deadline:?} waiting for {what}; instead:\n{last}"
+            ),
         }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// [`wait_until`] for a synchronous check that has nothing to say while
+/// it waits.
+pub async fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    wait_until(what, deadline, || std::future::ready(f().ok_or("not yet"))).await
 }
 
 /// PEM `CERTIFICATE` blocks for DER certificates, as the helper writes them.
@@ -314,26 +334,34 @@ impl Workdir {
             let port = free_port();
             self.conf(&conf(port));
             let mut d = self.spawn_with(wrapper, args, env);
-            let end = Instant::now() + Duration::from_secs(20);
             let pid = d.child.id().expect("running");
-            loop {
-                if listens_on(pid, port) {
-                    return (d, port);
-                }
-                if let Some(status) = d.child.try_wait().expect("try_wait") {
-                    let logs = d.logs();
-                    assert!(
+            // Listening (true), or gone because another test took the port
+            // first (false).
+            let listening = wait_until(
+                "the health server to listen",
+                Duration::from_secs(20),
+                || {
+                    let state = if listens_on(pid, port) {
+                        Ok(true)
+                    } else if let Some(status) = d.child.try_wait().expect("try_wait") {
+                        let logs = d.logs();
+                        assert!(
                         status.code() == Some(1) && logs.contains("cannot listen"),
                         "the helper exited ({status}) before its health server listened:\n{logs}"
                     );
-                    break;
-                }
-                assert!(
-                    Instant::now() < end,
-                    "the health server did not start listening:\n{}",
-                    d.logs()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(false)
+                    } else {
+                        Err(format!(
+                            "not listening on {port}; helper log:\n{}",
+                            d.logs()
+                        ))
+                    };
+                    std::future::ready(state)
+                },
+            )
+            .await;
+            if listening {
+                return (d, port);
             }
         }
         panic!("no free port for the health server after 20 tries");
@@ -462,19 +490,14 @@ pub async fn wait_svid(w: &Workdir, svid: &Svid) {
 
 /// Polls `GET path` on loopback until it answers `code`; returns the body.
 pub async fn wait_http(port: u16, path: &str, code: u16) -> String {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some((c, body)) = http_get(port, path).await {
-            if c == code {
-                return body;
-            }
+    let what = format!("{path} to answer {code}");
+    wait_until(&what, Duration::from_secs(20), || async {
+        match http_get(port, path).await {
+            Some((c, body)) if c == code => Ok(body),
+            other => Err(format!("{other:?}")),
         }
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {path} to answer {code}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 /// A `health_checks` block with the listener on `port`, plus `extra` lines.

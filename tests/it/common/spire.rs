@@ -24,6 +24,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::wait_until;
+
 /// How long SPIRE gets to start, to attest, and to bring an entry to the
 /// agent: generous, for a loaded 2-core machine.
 pub const SPIRE_DEADLINE: Duration = Duration::from_secs(90);
@@ -420,28 +422,25 @@ plugins {{
     }
 
     async fn wait_healthy(&mut self) {
-        let end = Instant::now() + SPIRE_DEADLINE;
         let socket = self.socket.display().to_string();
-        loop {
-            self.proc.assert_running();
-            if try_cli(
-                &self.bins.spire_server,
-                &["healthcheck", "-socketPath", &socket],
-                None,
-            )
-            .await
-            .is_ok()
-            {
-                return;
+        let what = format!("spire-server ({}) to be healthy", self.trust_domain);
+        let (bins, proc) = (self.bins, &mut self.proc);
+        wait_until(&what, SPIRE_DEADLINE, || {
+            proc.assert_running();
+            let logs = proc.logs();
+            let socket = &socket;
+            async move {
+                try_cli(
+                    &bins.spire_server,
+                    &["healthcheck", "-socketPath", socket],
+                    None,
+                )
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e}; its log:\n{logs}"))
             }
-            assert!(
-                Instant::now() < end,
-                "spire-server ({}) not healthy in {SPIRE_DEADLINE:?}; its log:\n{}",
-                self.trust_domain,
-                self.proc.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
 
     /// `spire-server <args> -socketPath <this server>`: its stdout.
@@ -578,27 +577,25 @@ plugins {{
             cmd,
             self.dir.path().join("agent.log"),
         ));
-        let end = Instant::now() + SPIRE_DEADLINE;
         let socket = self.socket.display().to_string();
-        loop {
-            self.proc.as_mut().expect("running").assert_running();
-            if try_cli(
-                &self.bins.spire_agent,
-                &["healthcheck", "-socketPath", &socket],
-                None,
-            )
-            .await
-            .is_ok()
-            {
-                return;
+        let bins = self.bins;
+        let proc = self.proc.as_mut().expect("running");
+        wait_until("spire-agent to be healthy", SPIRE_DEADLINE, || {
+            proc.assert_running();
+            let logs = proc.logs();
+            let socket = &socket;
+            async move {
+                try_cli(
+                    &bins.spire_agent,
+                    &["healthcheck", "-socketPath", socket],
+                    None,
+                )
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e}; its log:\n{logs}"))
             }
-            assert!(
-                Instant::now() < end,
-                "spire-agent not healthy in {SPIRE_DEADLINE:?}; its log:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
 
     /// Kills the agent (SIGKILL, as a crash would); its socket stops
@@ -654,21 +651,17 @@ plugins {{
     pub async fn wait_x509_ids(&self, ids: &[&str]) {
         let mut want: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
         want.sort();
-        let end = Instant::now() + SPIRE_DEADLINE;
-        loop {
+        let what = format!("the agent to hand {want:?}");
+        wait_until(&what, SPIRE_DEADLINE, || async {
             let mut got = self.x509_ids().await;
             got.sort();
             if got == want {
-                return;
+                Ok(())
+            } else {
+                Err(format!("it hands {got:?}; agent log:\n{}", self.logs()))
             }
-            assert!(
-                Instant::now() < end,
-                "the agent still hands {got:?}, not {want:?}, after {SPIRE_DEADLINE:?}; \
-                 agent log:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await;
     }
 }
 
