@@ -239,9 +239,7 @@ async fn spiffe_hlp_variables_override_the_file_and_check_says_where_values_came
 
 #[tokio::test]
 async fn expand_env_replaces_variables_in_the_file_before_it_is_read() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(
         "agent_address = \"${AGENT_SOCKET}\"\ncert_dir = \"$CERTS\"\ndaemon_mode = false\nsvid_file_name = \"svid.pem\"\nsvid_key_file_name = \"key.pem\"\nsvid_bundle_file_name = \"bundle.pem\"\ncmd_args = \"$UNSET_VARIABLE\"\n",

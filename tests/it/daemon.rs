@@ -10,10 +10,7 @@ const LONG: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotations_pushed_by_the_agent_reach_the_files() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     let mut d = w.spawn(&["-config", "helper.conf"]);
@@ -57,10 +54,7 @@ async fn agent_down_at_start_then_up_writes_the_files_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_restarted_mid_stream_is_followed() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     let d = w.spawn(&["-config", "helper.conf"]);
@@ -76,10 +70,7 @@ async fn agent_restarted_mid_stream_is_followed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_write_keeps_the_last_good_files_and_recovers() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     let d = w.spawn(&["-config", "helper.conf"]);
@@ -339,10 +330,7 @@ async fn hint_selects_the_x509_and_jwt_svid_in_daemon_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_over_the_grpc_limit_is_an_error_every_time_and_a_large_federation_is_written() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(
         api.socket_path(),

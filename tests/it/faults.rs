@@ -67,14 +67,15 @@ async fn an_immutable_certificate_file_rolls_the_whole_batch_back() {
     if !have("chattr", "making svid.pem immutable") {
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let port = free_port();
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
-    let d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let (d, port) = w
+        .spawn_with_health_port(
+            |port| x509_conf(&socket, &health_conf(port, "")),
+            &["-config", "helper.conf"],
+        )
+        .await;
     wait_svid(&w, &first).await;
     let before = three(&w);
 
@@ -117,14 +118,15 @@ async fn an_immutable_certificate_file_rolls_the_whole_batch_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_in_the_way_changes_nothing_and_recovers() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let port = free_port();
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
-    let d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let (d, port) = w
+        .spawn_with_health_port(
+            |port| x509_conf(&socket, &health_conf(port, "")),
+            &["-config", "helper.conf"],
+        )
+        .await;
     wait_svid(&w, &first).await;
     let [_, key_before, bundle_before] = three(&w);
 
@@ -168,11 +170,7 @@ async fn a_full_filesystem_keeps_the_previous_files_and_recovers() {
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let port = free_port();
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     let certs = w.certs();
     let mounted = StdCommand::new("mount")
@@ -189,8 +187,13 @@ async fn a_full_filesystem_keeps_the_previous_files_and_recovers() {
         return;
     }
     let _unmount = Mounted(certs.clone());
-    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
-    let d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let (d, port) = w
+        .spawn_with_health_port(
+            |port| x509_conf(&socket, &health_conf(port, "")),
+            &["-config", "helper.conf"],
+        )
+        .await;
     wait_svid(&w, &first).await;
     let before = three(&w);
 
@@ -219,14 +222,15 @@ async fn a_full_filesystem_keeps_the_previous_files_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_updates_from_the_agent_are_refused_and_the_last_good_files_kept() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let port = free_port();
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
-    let d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let (d, port) = w
+        .spawn_with_health_port(
+            |port| x509_conf(&socket, &health_conf(port, "")),
+            &["-config", "helper.conf"],
+        )
+        .await;
     wait_svid(&w, &first).await;
     wait_http(port, "/live", 200).await;
     let mut before = three(&w);
@@ -284,9 +288,7 @@ async fn bad_updates_from_the_agent_are_refused_and_the_last_good_files_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leftovers_of_a_crash_are_removed_at_start_and_nothing_else() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     // The helper's pattern: `.<FNV-1a of the target name>-<pid>-<n>.tmp|bak`,
     // eight lowercase hex digits each.
@@ -329,10 +331,7 @@ async fn a_shutdown_during_a_slow_write_lets_the_batch_finish() {
     if !have("strace", "slowing fsync down") {
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     // Every fsync waits 1.5 s: a batch takes a few seconds.
@@ -388,17 +387,17 @@ async fn idle_connections_cannot_starve_the_helper_of_descriptors() {
     if !have("prlimit", "lowering the descriptor limit") {
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
-    let port = free_port();
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
-    let mut d = w.spawn_under(
-        &["prlimit", "--nofile=64:64", "--"],
-        &["-config", "helper.conf"],
-    );
+    let socket = api.socket_path().to_owned();
+    let (mut d, port) = w
+        .spawn_with_health_port_under(
+            &["prlimit", "--nofile=64:64", "--"],
+            |port| x509_conf(&socket, &health_conf(port, "")),
+            &["-config", "helper.conf"],
+            &[],
+        )
+        .await;
     wait_svid(&w, &first).await;
     wait_http(port, "/ready", 200).await;
 
@@ -428,9 +427,7 @@ async fn idle_connections_cannot_starve_the_helper_of_descriptors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stream_and_fetch_shares_one_connection_to_the_agent() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, pki, .. } = fake_agent().await;
     api.set_jwt_bundles(vec![("example.org".to_owned(), pki.jwt.jwks_json())]);
     api.set_jwt_svids(
         pki.jwt.clone(),
@@ -469,14 +466,16 @@ async fn every_interface_by_default_and_only_bind_address_when_set() {
         eprintln!("skipped: no IPv6 loopback here to tell the listeners apart");
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     for (bind, v6_answers) in [("", true), ("  bind_address = \"127.0.0.1\"\n", false)] {
-        let port = free_port();
         let w = Workdir::new();
-        w.conf(&x509_conf(api.socket_path(), &health_conf(port, bind)));
-        let _d = w.spawn(&["-config", "helper.conf"]);
+        let socket = api.socket_path().to_owned();
+        let (_d, port) = w
+            .spawn_with_health_port(
+                |port| x509_conf(&socket, &health_conf(port, bind)),
+                &["-config", "helper.conf"],
+            )
+            .await;
         // IPv4 answers either way (the default is one dual-stack socket).
         wait_http(port, "/ready", 200).await;
         let v6 = tokio::net::TcpStream::connect(("::1", port)).await;

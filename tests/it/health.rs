@@ -184,9 +184,7 @@ fn taken_port() -> std::net::TcpListener {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_health_port_exits_one_naming_the_port() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let held = taken_port();
     let port = held.local_addr().unwrap().port();
     let w = Workdir::new();

@@ -68,9 +68,7 @@ fn proc_status_kb(pid: i32, key: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_at_trust_bundles_dir_fails_and_nothing_outside_is_written_or_removed() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     let foreign = w.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
@@ -181,10 +179,7 @@ async fn long_names_fit_and_a_trust_domain_too_long_for_a_file_name_is_skipped()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifo_as_pid_file_is_refused_and_rotations_probes_and_shutdown_go_on() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     let fifo = w.path().join("app.pid");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -217,9 +212,7 @@ async fn a_fifo_as_pid_file_is_refused_and_rotations_probes_and_shutdown_go_on()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_as_pid_file_is_never_read_whole() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(
         api.socket_path(),
@@ -235,9 +228,7 @@ async fn a_device_as_pid_file_is_never_read_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stderr_nobody_drains_drops_log_lines_instead_of_stopping_the_helper() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, pki, .. } = fake_agent().await;
     let w = Workdir::new();
     let port = free_port();
     w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
@@ -465,9 +456,7 @@ async fn cmd_gets_the_descriptor_limit_the_helper_started_with() {
     {
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(
         api.socket_path(),
@@ -492,9 +481,7 @@ async fn as_pid_1_orphans_are_reaped() {
     ) {
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     // Five grandchildren orphaned at once; they exit a second later.
     w.conf(&x509_conf(
@@ -541,10 +528,7 @@ async fn as_pid_1_orphans_are_reaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigusr1_and_sigusr2_are_logged_and_ignored_and_sighup_reloads() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(
         api.socket_path(),

@@ -9,10 +9,7 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_runs_in_process_until_the_shutdown_future_completes() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).unwrap();

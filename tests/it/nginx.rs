@@ -199,10 +199,7 @@ async fn nginx_reloads_rotated_certificates_and_accepts_mtls_clients() {
         return;
     };
     let openssl = openssl.as_path();
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
 
     let w = Workdir::new();
     let certs = w.certs();

@@ -108,27 +108,29 @@ async fn agent_away_and_back(api: &FakeWorkloadApi, port: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_rotations_streams_and_the_child() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, pki, .. } = fake_agent().await;
     api.set_jwt_svids(
         pki.jwt.clone(),
         vec![("spiffe://example.org/workload".into(), String::new())],
         Duration::from_secs(600),
     );
     api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
-    let port = free_port();
     let w = Workdir::new();
     let marker = w.path().join("child.pid");
-    w.conf(&x509_conf(
-        api.socket_path(),
-        &format!(
-            "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }}]\ncmd = \"/bin/sh\"\ncmd_args = [\"-c\", \"echo $$ > {}; trap 'exit 3' TERM; trap ':' USR1; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done\"]\nrenew_signal = \"SIGUSR1\"\n{}",
-            marker.display(),
-            health_conf(port, "")
-        ),
-    ));
-    let d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let conf = |port| {
+        x509_conf(
+            &socket,
+            &format!(
+                "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }}]\ncmd = \"/bin/sh\"\ncmd_args = [\"-c\", \"echo $$ > {}; trap 'exit 3' TERM; trap ':' USR1; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done\"]\nrenew_signal = \"SIGUSR1\"\n{}",
+                marker.display(),
+                health_conf(port, "")
+            ),
+        )
+    };
+    let (d, port) = w
+        .spawn_with_health_port(conf, &["-config", "helper.conf"])
+        .await;
     wait_for("the child", LONG, || read_opt(&marker)).await;
     let m = wait_metric(
         port,
@@ -201,10 +203,14 @@ async fn a_large_federation_scrapes_whole() {
         .map(|i| (format!("federated-{i}.test"), vec![root.clone()]))
         .collect();
     api.set_x509(update);
-    let port = free_port();
     let w = Workdir::new();
-    w.conf(&x509_conf(api.socket_path(), &health_conf(port, "")));
-    let _d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let (_d, port) = w
+        .spawn_with_health_port(
+            |port| x509_conf(&socket, &health_conf(port, "")),
+            &["-config", "helper.conf"],
+        )
+        .await;
     let m = wait_metric(
         port,
         r#"spiffe_helper_bundle_certificates{trust_domain="federated-999.test"}"#,
@@ -220,29 +226,34 @@ async fn a_large_federation_scrapes_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_document_matches_the_files_and_holds_no_secret() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let svid = pki.svid();
-    api.set_x509(pki.x509_update(svid.clone()));
+    let FakeAgent {
+        api,
+        pki,
+        first: svid,
+    } = fake_agent().await;
     api.set_jwt_svids(
         pki.jwt.clone(),
         vec![("spiffe://example.org/workload".into(), String::new())],
         Duration::from_secs(600),
     );
     api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
-    let port = free_port();
     let w = Workdir::new();
     let pid_file = w.path().join("app.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
-    w.conf(&x509_conf(
-        api.socket_path(),
-        &format!(
-            "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_extra_audiences = [\"cache\"], jwt_svid_file_name = \"db.token\" }}]\npid_file_name = \"{}\"\nrenew_signal = \"SIGCONT\"\n{}",
-            pid_file.display(),
-            health_conf(port, "")
-        ),
-    ));
-    let d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let conf = |port| {
+        x509_conf(
+            &socket,
+            &format!(
+                "jwt_bundle_file_name = \"bundle.json\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_extra_audiences = [\"cache\"], jwt_svid_file_name = \"db.token\" }}]\npid_file_name = \"{}\"\nrenew_signal = \"SIGCONT\"\n{}",
+                pid_file.display(),
+                health_conf(port, "")
+            ),
+        )
+    };
+    let (d, port) = w
+        .spawn_with_health_port(conf, &["-config", "helper.conf"])
+        .await;
     let doc = wait_for_status(port, |d| {
         d["x509"]["status"] == "written"
             && d["jwt_svids"][0]["status"] == "written"
@@ -307,16 +318,20 @@ async fn wait_for_status(port: u16, ok: impl Fn(&serde_json::Value) -> bool) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_status_paths_can_be_moved_or_turned_off() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
-    let port = free_port();
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
-    w.conf(&x509_conf(
-        api.socket_path(),
-        &health_conf(port, "  metrics_path = \"/m\"\n  status_path = \"\"\n"),
-    ));
-    let _d = w.spawn(&["-config", "helper.conf"]);
+    let socket = api.socket_path().to_owned();
+    let (_d, port) = w
+        .spawn_with_health_port(
+            |port| {
+                x509_conf(
+                    &socket,
+                    &health_conf(port, "  metrics_path = \"/m\"\n  status_path = \"\"\n"),
+                )
+            },
+            &["-config", "helper.conf"],
+        )
+        .await;
     wait_http(port, "/ready", 200).await;
     assert!(scrape(port, "/m")
         .await
@@ -326,9 +341,7 @@ async fn metrics_and_status_paths_can_be_moved_or_turned_off() {
 }
 
 async fn oneshot_logs(extra: &str, rust_log: Option<&str>) -> String {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(
         api.socket_path(),
@@ -621,9 +634,7 @@ async fn a_prometheus_server_scrapes_the_svid_expiry_on_disk() {
     let Some(prometheus) = prometheus_tool("prometheus") else {
         return;
     };
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     let socket = api.socket_path().to_owned();
     let (_d, port) = w

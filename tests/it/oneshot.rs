@@ -11,10 +11,11 @@ fn oneshot_conf(socket: &std::path::Path, extra: &str) -> String {
 }
 
 async fn agent_with_default_svid() -> (FakeWorkloadApi, Pki, Svid) {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let svid = pki.svid();
-    api.set_x509(pki.x509_update(svid.clone()));
+    let FakeAgent {
+        api,
+        pki,
+        first: svid,
+    } = fake_agent().await;
     (api, pki, svid)
 }
 

@@ -30,10 +30,11 @@ fn oneshot(socket: &Path, lines: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_credential_bundle_holds_the_key_then_the_chain() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let svid = pki.svid();
-    api.set_x509(pki.x509_update(svid.clone()));
+    let FakeAgent {
+        api,
+        pki,
+        first: svid,
+    } = fake_agent().await;
     let w = Workdir::new();
     // Alone: no svid_* files needed.
     w.conf(&oneshot(
@@ -160,9 +161,7 @@ async fn a_bundle_per_trust_domain_never_merged_and_stale_ones_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_trust_bundles_dir_is_created_with_mode_0755() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&oneshot(
         api.socket_path(),
@@ -210,10 +209,11 @@ fn inodes(w: &Workdir, names: &[&str]) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_that_changes_nothing_is_neither_written_nor_signalled() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let svid = pki.svid();
-    api.set_x509(pki.x509_update(svid.clone()));
+    let FakeAgent {
+        api,
+        pki,
+        first: svid,
+    } = fake_agent().await;
     api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
     let w = Workdir::new();
     w.conf(&x509_conf(
@@ -270,10 +270,11 @@ async fn an_update_that_changes_nothing_is_neither_written_nor_signalled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchanged_resends_keep_every_inode() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let svid = pki.svid();
-    api.set_x509(pki.x509_update(svid.clone()));
+    let FakeAgent {
+        api,
+        pki,
+        first: svid,
+    } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), &counter_cmd(&w)));
     let d = w.spawn(&["-config", "helper.conf"]);
@@ -301,9 +302,7 @@ async fn unchanged_resends_keep_every_inode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_policy_starts_the_child_again_with_backoff() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     let rec = w.path().join("starts");
     w.conf(&x509_conf(
@@ -330,9 +329,7 @@ async fn restart_policy_starts_the_child_again_with_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_policy_passes_the_childs_exit_code_on() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     for (script, code) in [("exit 7", 7), ("kill -TERM $$", 128 + 15)] {
         let w = Workdir::new();
         w.conf(&x509_conf(
@@ -350,9 +347,7 @@ async fn exit_policy_passes_the_childs_exit_code_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_policy_with_a_missing_program_exits_127() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(
         api.socket_path(),

@@ -121,10 +121,7 @@ async fn a_jvm_loads_the_keystore_and_truststore_and_completes_mutual_tls() {
     if !tools() {
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&conf(&w, api.socket_path(), ""));
     let d = w.spawn(&["-config", "helper.conf"]);
@@ -189,9 +186,7 @@ async fn the_legacy_profile_is_3des_with_a_sha1_mac_and_a_password_file_is_requi
     if !tools() {
         return;
     }
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&conf(
         &w,

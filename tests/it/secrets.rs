@@ -116,10 +116,11 @@ jwt_svids = [
 }
 
 async fn one_shot(level: &str) {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let svid = pki.svid();
-    api.set_x509(pki.x509_update(svid.clone()));
+    let FakeAgent {
+        api,
+        pki,
+        first: svid,
+    } = fake_agent().await;
     api.set_jwt_svids(
         pki.jwt.clone(),
         vec![("spiffe://example.org/workload".into(), String::new())],

@@ -78,9 +78,7 @@ async fn cmd_can_trap_the_renew_signal_even_when_the_helper_runs_under_nohup() {
 }
 
 async fn one_signal_per_rotation(wrapper: &[&str]) {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, pki, .. } = fake_agent().await;
     let w = Workdir::new();
     let script = recorder_script(w.path());
     w.conf(&x509_conf(
@@ -113,9 +111,7 @@ async fn one_signal_per_rotation(wrapper: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cmd_that_exits_is_started_again_at_the_next_rotation_only() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, pki, .. } = fake_agent().await;
     let w = Workdir::new();
     let runs = w.path().join("runs");
     // The upstream string form: double quotes group words.
@@ -185,9 +181,7 @@ async fn pid_file_process_is_signalled_even_when_the_pid_file_appears_late() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_is_forwarded_to_the_child_and_the_helper_exits_zero() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     let script = recorder_script(w.path());
     w.conf(&x509_conf(
@@ -207,9 +201,7 @@ async fn sigint_is_forwarded_to_the_child_and_the_helper_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_child_sigterm_exits_zero_promptly() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     let mut d = w.spawn(&["-config", "helper.conf"]);
@@ -221,9 +213,7 @@ async fn without_a_child_sigterm_exits_zero_promptly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_ignoring_the_signal_is_killed_after_the_grace_period() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, .. } = fake_agent().await;
     let w = Workdir::new();
     let started = w.path().join("started");
     w.conf(&x509_conf(
@@ -366,9 +356,7 @@ fn cksum(p: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_renewals_gives_fewer_signals_and_the_last_state_is_always_signalled() {
     const ROTATIONS: usize = 10;
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, pki, .. } = fake_agent().await;
     let w = Workdir::new();
     let record = w.path().join("record");
     let svid_path = w.certs().join("svid.pem");

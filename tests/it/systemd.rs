@@ -75,10 +75,7 @@ async fn ready_is_sent_once_the_files_exist_and_status_follows_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_changed_configuration() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
     let w = Workdir::new();
     let socket = api.socket_path().to_owned();
@@ -122,10 +119,7 @@ async fn sighup_applies_a_changed_configuration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_configuration_keeps_the_running_one() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     w.conf(&x509_conf(api.socket_path(), ""));
     let mut d = w.spawn(&["-config", "helper.conf"]);
@@ -153,10 +147,7 @@ async fn sighup_with_a_broken_configuration_keeps_the_running_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_restarts_the_child_only_when_cmd_changed() {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, first, .. } = fake_agent().await;
     let w = Workdir::new();
     let record = w.path().join("record");
     let child = |tag: &str| {

@@ -34,9 +34,7 @@ struct Agent {
 }
 
 async fn agent() -> Agent {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let FakeAgent { api, pki, .. } = fake_agent().await;
     api.set_jwt_svids(
         pki.jwt.clone(),
         vec![("spiffe://example.org/workload".into(), String::new())],

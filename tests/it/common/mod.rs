@@ -500,6 +500,22 @@ pub async fn wait_http(port: u16, path: &str, code: u16) -> String {
     .await
 }
 
+/// A fake agent with a fresh PKI, serving its first X.509 SVID.
+pub struct FakeAgent {
+    pub api: FakeWorkloadApi,
+    pub pki: Pki,
+    pub first: Svid,
+}
+
+/// Starts a [`FakeAgent`].
+pub async fn fake_agent() -> FakeAgent {
+    let api = FakeWorkloadApi::start().await;
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    FakeAgent { api, pki, first }
+}
+
 /// A `health_checks` block with the listener on `port`, plus `extra` lines.
 pub fn health_conf(port: u16, extra: &str) -> String {
     format!("health_checks {{\n  listener_enabled = true\n  bind_port = {port}\n{extra}}}\n")
@@ -518,10 +534,7 @@ pub struct HealthyDaemon {
 /// Starts a [`HealthyDaemon`] whose configuration is the X.509 files plus
 /// `extra` lines, and returns once the first SVID is on disk.
 pub async fn healthy_daemon(extra: &str) -> HealthyDaemon {
-    let api = FakeWorkloadApi::start().await;
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let FakeAgent { api, pki, first } = fake_agent().await;
     let w = Workdir::new();
     let socket = api.socket_path().to_owned();
     let (d, port) = w
