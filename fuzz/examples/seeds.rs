@@ -7,7 +7,7 @@
 //! then commit what changed under `seeds/`. Keys are fresh on every run, so
 //! every seed changes: run it only when a seed should change.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -37,7 +37,7 @@ fn main() {
     // bundle whose root has expired (for omit_expired).
     write_x509(
         &x509.join("intermediate-federated-expired"),
-        &pb::X509SvidResponse {
+        &pb::X509svidResponse {
             svids: vec![entry(
                 &intermediate.issue_svid("spiffe://example.org/workload", 10 * YEAR),
                 &root.cert_der(),
@@ -56,7 +56,7 @@ fn main() {
     two_roots.extend(federated.cert_der());
     write_x509(
         &x509.join("two-svids-hints"),
-        &pb::X509SvidResponse {
+        &pb::X509svidResponse {
             svids: vec![
                 entry(
                     &intermediate
@@ -72,7 +72,7 @@ fn main() {
                 ),
             ],
             crl: Vec::new(),
-            federated_bundles: BTreeMap::new(),
+            federated_bundles: HashMap::new(),
         },
     );
 
@@ -109,8 +109,8 @@ fn main() {
     );
 }
 
-fn entry(svid: &Svid, bundle: &[u8]) -> pb::X509Svid {
-    pb::X509Svid {
+fn entry(svid: &Svid, bundle: &[u8]) -> pb::X509svid {
+    pb::X509svid {
         spiffe_id: svid.spiffe_id.clone(),
         x509_svid: svid.chain.concat(),
         x509_svid_key: svid.key_pkcs8.clone(),
@@ -119,9 +119,9 @@ fn entry(svid: &Svid, bundle: &[u8]) -> pb::X509Svid {
     }
 }
 
-fn write_x509(path: &Path, response: &pb::X509SvidResponse) {
+fn write_x509(path: &Path, response: &pb::X509svidResponse) {
     let bytes = response.encode_to_vec();
-    let decoded = pb::X509SvidResponse::decode(bytes.as_slice()).expect("decodes");
+    let decoded = pb::X509svidResponse::decode(bytes.as_slice()).expect("decodes");
     let ctx = x509_context(&decoded).expect("the spiffe crate accepts it");
     for svid in &response.svids {
         let hint = Some(svid.hint.as_str()).filter(|h| !h.is_empty());

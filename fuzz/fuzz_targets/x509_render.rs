@@ -11,7 +11,7 @@ use spiffe_helper::x509::{render, X509Render};
 use spiffe_helper_fuzz::{pb, trust_bundles_dir, x509_context, x509_output};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(response) = pb::X509SvidResponse::decode(data) else {
+    let Ok(response) = pb::X509svidResponse::decode(data) else {
         return;
     };
     let Some(ctx) = x509_context(&response) else {

@@ -2,6 +2,11 @@
 //! messages the helper receives, decoded and turned into the `spiffe`
 //! crate's types the way that crate's client does, and the fixed output
 //! configurations the renderers are driven with.
+//!
+//! The messages' maps are hash maps: their entries are taken in the order
+//! of their keys, so that a fuzz input always builds the same context (two
+//! keys naming one trust domain, such as `example.org` and
+//! `spiffe://example.org`, replace each other in order).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,55 +16,18 @@ use spiffe::{
 };
 use spiffe_helper::config::{OutputFile, SvidFiles, TrustBundlesDir, X509Output};
 
-/// The messages of workload.proto the renderers are fed from. The maps are
-/// `BTreeMap`s where the generated code has `HashMap`s, so that a fuzz input
-/// always builds the same context (two keys naming one trust domain, such as
-/// `example.org` and `spiffe://example.org`, replace each other in order).
-pub mod pb {
-    use std::collections::BTreeMap;
-
-    /// `X509SVIDResponse`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct X509SvidResponse {
-        #[prost(message, repeated, tag = "1")]
-        pub svids: Vec<X509Svid>,
-        #[prost(bytes = "vec", repeated, tag = "2")]
-        pub crl: Vec<Vec<u8>>,
-        #[prost(btree_map = "string, bytes", tag = "3")]
-        pub federated_bundles: BTreeMap<String, Vec<u8>>,
-    }
-
-    /// `X509SVID`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct X509Svid {
-        #[prost(string, tag = "1")]
-        pub spiffe_id: String,
-        #[prost(bytes = "vec", tag = "2")]
-        pub x509_svid: Vec<u8>,
-        #[prost(bytes = "vec", tag = "3")]
-        pub x509_svid_key: Vec<u8>,
-        #[prost(bytes = "vec", tag = "4")]
-        pub bundle: Vec<u8>,
-        #[prost(string, tag = "5")]
-        pub hint: String,
-    }
-
-    /// `JWTBundlesResponse`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct JwtBundlesResponse {
-        #[prost(btree_map = "string, bytes", tag = "1")]
-        pub bundles: BTreeMap<String, Vec<u8>>,
-    }
-}
+/// The messages of workload.proto the renderers are fed from (the ones the
+/// fake agent serves).
+pub use workload_messages as pb;
 
 /// The X.509 context the `spiffe` crate's client builds from a response
 /// (its `parse_x509_context_from_grpc_response`, required-field checks
 /// included), or `None` where the client would return an error.
-pub fn x509_context(response: &pb::X509SvidResponse) -> Option<X509Context> {
+pub fn x509_context(response: &pb::X509svidResponse) -> Option<X509Context> {
     if response.svids.is_empty() {
         return None;
     }
-    let incomplete = |s: &pb::X509Svid| {
+    let incomplete = |s: &pb::X509svid| {
         s.bundle.is_empty()
             || s.spiffe_id.is_empty()
             || s.x509_svid.is_empty()
@@ -78,7 +46,7 @@ pub fn x509_context(response: &pb::X509SvidResponse) -> Option<X509Context> {
         svids.push(Arc::new(svid));
         bundles.add_bundle(bundle);
     }
-    for (name, der) in &response.federated_bundles {
+    for (name, der) in sorted(&response.federated_bundles) {
         let td = TrustDomain::try_from(name.as_str()).ok()?;
         bundles.add_bundle(X509Bundle::parse_from_der(td, der).ok()?);
     }
@@ -93,11 +61,18 @@ pub fn jwt_bundle_set(response: &pb::JwtBundlesResponse) -> Option<JwtBundleSet>
         return None;
     }
     let mut set = JwtBundleSet::new();
-    for (name, jwks) in &response.bundles {
+    for (name, jwks) in sorted(&response.bundles) {
         let td = TrustDomain::new(name).ok()?;
         set.add_bundle(JwtBundle::from_jwt_authorities(td, jwks).ok()?);
     }
     Some(set)
+}
+
+/// A map's entries in the order of their keys.
+fn sorted<V>(map: &std::collections::HashMap<String, V>) -> Vec<(&String, &V)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 /// Where the fixed outputs point. Nothing is written there: rendering is pure.
