@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 mod pb;
 mod pki;
+pub mod spire;
 
 pub use pki::{p256_public_key_of_pkcs8, Ca, JwtIssuer, Pki, Svid, X509Update};
 
@@ -552,3 +553,38 @@ impl SpiffeWorkloadApi for Service {
 
 #[cfg(test)]
 mod tests;
+
+/// Polls `poll` every 25 ms until it gives `Ok`; at the deadline the test
+/// fails naming `what` and the last `Err`: what was seen instead, with any
+/// log worth showing. The one waiting loop of the tests.
+pub async fn wait_until<T, E, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut poll: impl FnMut() -> Fut,
+) -> T
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        match poll().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                std::time::Instant::now() < end,
+                "timed out after {deadline:?} waiting for {what}; instead:\n{last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A port that was free a moment ago. Another test may take it before it
+/// is used: for the helper's health server the tests retry on a taken port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

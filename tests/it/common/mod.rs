@@ -4,7 +4,7 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use fake_workload_api::{Ca, FakeWorkloadApi, JwtIssuer, Pki, Svid, X509Update};
 
@@ -198,30 +198,7 @@ impl Run {
     }
 }
 
-/// Polls `poll` every 25 ms until it gives `Ok`; at the deadline the test
-/// fails naming `what` and the last `Err`: what was seen instead, with any
-/// log worth showing. The one waiting loop of the tests.
-pub async fn wait_until<T, E, Fut>(
-    what: &str,
-    deadline: Duration,
-    mut poll: impl FnMut() -> Fut,
-) -> T
-where
-    E: std::fmt::Display,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        match poll().await {
-            Ok(v) => return v,
-            Err(last) => assert!(
-                Instant::now() < end,
-                "timed out after {deadline:?} waiting for {what}; instead:\n{last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+pub use fake_workload_api::{free_port, wait_until};
 
 /// [`wait_until`] for a synchronous check that has nothing to say while
 /// it waits.
@@ -408,16 +385,6 @@ impl Daemon {
             .expect("wait");
         status.code()
     }
-}
-
-/// A port that was free a moment ago. Another test may take it before it
-/// is used: for the health server use [`Workdir::spawn_with_health_port`].
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// Whether process `pid` holds a TCP socket listening on `port` (any
