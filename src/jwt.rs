@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use spiffe::{JwtBundleSet, JwtSvid};
 
 use crate::config::{JwtSvidOutput, OutputFile};
@@ -59,69 +59,47 @@ struct Jwks {
     keys: Vec<Key>,
 }
 
-/// One key of a JWKS document: its members as go-jose writes them, or (a
-/// key that is not a JSON object) as sent.
-#[derive(Serialize)]
-#[serde(untagged)]
+/// One key of a JWKS document: its public members as go-jose writes them,
+/// in go-jose's order, empty and null ones left out (and `use`, as upstream
+/// drops it); a key that is not a JSON object as sent.
 enum Key {
-    Jwk(Box<Jwk>),
+    Jwk(serde_json::Map<String, serde_json::Value>),
     AsSent(serde_json::Value),
 }
+
+/// The members go-jose writes, in its order.
+const JWK_ORDER: [&str; 13] = [
+    "kty", "kid", "crv", "alg", "k", "x", "y", "n", "e", "x5c", "x5u", "x5t", "x5t#S256",
+];
 
 impl Key {
     fn from_json(jwk: &[u8]) -> Key {
         match serde_json::from_slice::<serde_json::Value>(jwk) {
-            Ok(v @ serde_json::Value::Object(_)) => serde_json::from_value(v)
-                .map_or(Key::AsSent(serde_json::Value::Null), |k| {
-                    Key::Jwk(Box::new(k))
-                }),
+            Ok(serde_json::Value::Object(members)) => Key::Jwk(members),
             Ok(v) => Key::AsSent(v),
             Err(_) => Key::AsSent(String::from_utf8_lossy(jwk).into_owned().into()),
         }
     }
 }
 
-/// The public members of a JWK in go-jose's order; empty and null ones are
-/// left out, and so is `use`, as upstream drops it.
-#[derive(Serialize, Deserialize)]
-struct Jwk {
-    #[serde(default, skip_serializing_if = "empty")]
-    kty: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    kid: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    crv: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    alg: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    k: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    x: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    y: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    n: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    e: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    x5c: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    x5u: Member,
-    #[serde(default, skip_serializing_if = "empty")]
-    x5t: Member,
-    #[serde(rename = "x5t#S256", default, skip_serializing_if = "empty")]
-    x5t_s256: Member,
-}
-
-/// A member's value, whatever its JSON type.
-type Member = serde_json::Value;
-
-#[allow(
-    clippy::trivially_copy_pass_by_ref,
-    reason = "serde's skip_serializing_if passes a reference"
-)]
-fn empty(v: &Member) -> bool {
-    v.is_null() || v.as_str() == Some("")
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let members = match self {
+            Key::AsSent(v) => return v.serialize(s),
+            Key::Jwk(members) => members,
+        };
+        let mut map = s.serialize_map(None)?;
+        for name in JWK_ORDER {
+            match members.get(name) {
+                Some(v) if !v.is_null() && v.as_str() != Some("") => {
+                    map.serialize_entry(name, v)?
+                }
+                _ => {}
+            }
+        }
+        map.end()
+    }
 }
 
 /// The token file: the compact JWT, no newline.

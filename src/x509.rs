@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use der::asn1::{BitStringRef, UintRef};
-use der::Decode as _;
 use spiffe::{X509Context, X509Svid};
 
 use crate::config::X509Output;
@@ -390,7 +388,8 @@ fn strip_zeros(b: &[u8]) -> Vec<u8> {
 /// and RSA keys their modulus; a key form that carries neither cannot be
 /// checked without doing cryptography and is accepted.
 fn key_matches(pkcs8: &[u8], public: &PublicKey) -> bool {
-    let Ok(info) = pkcs8::PrivateKeyInfoRef::from_der(pkcs8) else {
+    // The same decoding the spiffe crate applies to the key it hands over.
+    let Ok(info) = pkcs8::PrivateKeyInfoRef::try_from(pkcs8) else {
         return false;
     };
     let key = info.private_key.as_bytes();
@@ -399,58 +398,66 @@ fn key_matches(pkcs8: &[u8], public: &PublicKey) -> bool {
         // key carries it.
         PublicKey::Ec(point) => {
             info.algorithm.oid == OID_EC_PUBLIC_KEY
-                && EcPrivateKey::from_der(key).is_ok_and(|k| {
-                    k.public_key
-                        .as_ref()
-                        .and_then(BitStringRef::as_bytes)
-                        .is_none_or(|p| p == point.as_slice())
-                })
+                && match ec_public_point(key) {
+                    Some(EcPoint::Carried(p)) => p == point.as_slice(),
+                    Some(EcPoint::Absent) => true,
+                    None => false,
+                }
         }
-        PublicKey::Rsa(n, e) => RsaPrivateKey::from_der(key).is_ok_and(|k| {
-            strip_zeros(k.modulus.as_bytes()) == *n
-                && strip_zeros(k.public_exponent.as_bytes()) == *e
-        }),
+        PublicKey::Rsa(n, e) => rsa_modulus_exponent(key)
+            .is_some_and(|(kn, ke)| strip_zeros(kn) == *n && strip_zeros(ke) == *e),
         PublicKey::Other => true,
     }
 }
 
 /// `id-ecPublicKey` (1.2.840.10045.2.1).
-const OID_EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_EC_PUBLIC_KEY: pkcs8::ObjectIdentifier =
+    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
-/// An RFC 5915 `ECPrivateKey`: only its optional public point is read.
-#[derive(der::Sequence)]
-#[allow(
-    dead_code,
-    reason = "decoded whole to check the structure; only the public point is compared"
-)]
-struct EcPrivateKey<'a> {
-    version: u8,
-    private_key: &'a der::asn1::OctetStringRef,
-    #[asn1(context_specific = "0", optional = "true")]
-    parameters: Option<der::asn1::AnyRef<'a>>,
-    #[asn1(context_specific = "1", optional = "true")]
-    public_key: Option<BitStringRef<'a>>,
+/// What an RFC 5915 `ECPrivateKey` says of its public point.
+enum EcPoint<'k> {
+    /// Its optional `publicKey [1] BIT STRING`.
+    Carried(&'k [u8]),
+    /// A well-formed key without it.
+    Absent,
 }
 
-/// A PKCS#1 `RSAPrivateKey`: only its modulus and public exponent are read.
-#[derive(der::Sequence)]
-#[allow(
-    dead_code,
-    reason = "decoded whole to check the structure; only the public half is compared"
-)]
-struct RsaPrivateKey<'a> {
-    version: UintRef<'a>,
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
-    private_exponent: UintRef<'a>,
-    prime1: UintRef<'a>,
-    prime2: UintRef<'a>,
-    exponent1: UintRef<'a>,
-    exponent2: UintRef<'a>,
-    coefficient: UintRef<'a>,
-    #[asn1(optional = "true")]
-    other_prime_infos: Option<der::asn1::AnyRef<'a>>,
+/// The public point of an RFC 5915 `ECPrivateKey` (`None`: not such a
+/// key), read with the DER parser the certificates are read with.
+fn ec_public_point(key: &[u8]) -> Option<EcPoint<'_>> {
+    use x509_parser::der_parser::ber::{BerObjectContent, Class};
+    use x509_parser::der_parser::der::parse_der;
+    let (_, obj) = parse_der(key).ok()?;
+    let items = obj.as_sequence().ok()?;
+    let [version, private_key, optional @ ..] = items.as_slice() else {
+        return None;
+    };
+    version.as_u32().ok()?;
+    private_key.as_slice().ok()?;
+    for item in optional {
+        if item.header.class() != Class::ContextSpecific || item.header.tag().0 != 1 {
+            continue;
+        }
+        let BerObjectContent::Unknown(any) = &item.content else {
+            return None;
+        };
+        let (_, bits) = parse_der(any.data).ok()?;
+        let BerObjectContent::BitString(_, b) = bits.content else {
+            return None;
+        };
+        return Some(EcPoint::Carried(b.data));
+    }
+    Some(EcPoint::Absent)
+}
+
+/// Modulus and public exponent of a PKCS#1 `RSAPrivateKey`.
+fn rsa_modulus_exponent(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (_, obj) = x509_parser::der_parser::der::parse_der(key).ok()?;
+    let items = obj.as_sequence().ok()?;
+    let [_version, n, e, ..] = items.as_slice() else {
+        return None;
+    };
+    Some((n.as_slice().ok()?, e.as_slice().ok()?))
 }
 
 fn retain_unexpired(certs: Vec<&[u8]>, now: i64) -> Result<Vec<&[u8]>, RenderError> {
