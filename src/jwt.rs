@@ -93,7 +93,7 @@ impl Serialize for Key {
         for name in JWK_ORDER {
             match members.get(name) {
                 Some(v) if !v.is_null() && v.as_str() != Some("") => {
-                    map.serialize_entry(name, v)?
+                    map.serialize_entry(name, v)?;
                 }
                 _ => {}
             }
