@@ -263,13 +263,33 @@ impl Queue {
     }
 }
 
-/// The writer thread: writes each line; after lines were dropped, says
-/// how many once a write succeeds again.
+/// The most the writer puts in one `write`: what a pipe takes atomically,
+/// so its lines never interleave with those of `cmd`, which shares stderr.
+const WRITE_AT_ONCE: usize = 4096;
+
+/// The writer thread: writes the lines queued (those that came together in
+/// one `write`, up to [`WRITE_AT_ONCE`] bytes: a rotation logs a few lines
+/// at once, and each wake and write costs a system call); after lines were
+/// dropped, says how many once a write succeeds again.
 fn write_lines<W: Write>(rx: &Receiver<Vec<u8>>, mut out: W, dropped: &Counter) {
     let mut reported = 0;
-    while let Ok(line) = rx.recv() {
-        let ok = out.write_all(&line).is_ok();
-        PENDING.fetch_sub(1, Ordering::SeqCst);
+    let mut next = None;
+    loop {
+        let Some(mut batch) = next.take().or_else(|| rx.recv().ok()) else {
+            return;
+        };
+        let mut lines = 1;
+        while batch.len() < WRITE_AT_ONCE {
+            let Ok(line) = rx.try_recv() else { break };
+            if batch.len() + line.len() > WRITE_AT_ONCE {
+                next = Some(line);
+                break;
+            }
+            batch.extend_from_slice(&line);
+            lines += 1;
+        }
+        let ok = out.write_all(&batch).is_ok();
+        PENDING.fetch_sub(lines, Ordering::SeqCst);
         let total = dropped.get();
         if ok && total > reported {
             let note = dropped_note(format_now(), total - reported);
@@ -403,7 +423,10 @@ mod tests {
         });
         let before = dropped_counter().get();
         let started = Instant::now();
-        for i in 0..QUEUE_LINES + 100 {
+        // The queue, and what the writer took into the batch it is stuck
+        // writing (at most WRITE_AT_ONCE bytes: about 450 of these lines),
+        // then at least 100 more.
+        for i in 0..QUEUE_LINES + 600 {
             let mut w = q.make_writer();
             writeln!(w, "line {i}").unwrap();
         }
