@@ -184,6 +184,24 @@ fn log_level() -> String {
     std::env::var("SPIFFE_HELPER_SPIRE_LOG_LEVEL").unwrap_or_else(|_| "DEBUG".to_owned())
 }
 
+/// Waits until `program healthcheck -socketPath <socket>` passes, failing
+/// at once if `proc` (the server or agent) has exited.
+async fn healthy(what: &str, program: &Path, socket: &Path, proc: &mut Proc) {
+    let socket = socket.display().to_string();
+    wait_until(what, SPIRE_DEADLINE, || {
+        proc.assert_running();
+        let logs = proc.logs();
+        let socket = &socket;
+        async move {
+            try_cli(program, &["healthcheck", "-socketPath", socket], None)
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e}; its log:\n{logs}"))
+        }
+    })
+    .await;
+}
+
 /// A directory whose paths stay well inside the 108-byte limit of a Unix
 /// socket path, even when `$TMPDIR` is long.
 pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {
@@ -434,25 +452,8 @@ plugins {{
     }
 
     async fn wait_healthy(&mut self) {
-        let socket = self.socket.display().to_string();
         let what = format!("spire-server ({}) to be healthy", self.trust_domain);
-        let (bins, proc) = (self.bins, &mut self.proc);
-        wait_until(&what, SPIRE_DEADLINE, || {
-            proc.assert_running();
-            let logs = proc.logs();
-            let socket = &socket;
-            async move {
-                try_cli(
-                    &bins.spire_server,
-                    &["healthcheck", "-socketPath", socket],
-                    None,
-                )
-                .await
-                .map(drop)
-                .map_err(|e| format!("{e}; its log:\n{logs}"))
-            }
-        })
-        .await;
+        healthy(&what, &self.bins.spire_server, &self.socket, &mut self.proc).await;
     }
 
     /// `spire-server <args> -socketPath <this server>`: its stdout.
@@ -590,24 +591,13 @@ plugins {{
             cmd,
             self.dir.path().join("agent.log"),
         ));
-        let socket = self.socket.display().to_string();
-        let bins = self.bins;
         let proc = self.proc.as_mut().expect("running");
-        wait_until("spire-agent to be healthy", SPIRE_DEADLINE, || {
-            proc.assert_running();
-            let logs = proc.logs();
-            let socket = &socket;
-            async move {
-                try_cli(
-                    &bins.spire_agent,
-                    &["healthcheck", "-socketPath", socket],
-                    None,
-                )
-                .await
-                .map(drop)
-                .map_err(|e| format!("{e}; its log:\n{logs}"))
-            }
-        })
+        healthy(
+            "spire-agent to be healthy",
+            &self.bins.spire_agent,
+            &self.socket,
+            proc,
+        )
         .await;
     }
 
