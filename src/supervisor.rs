@@ -616,6 +616,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_child_that_keeps_failing_is_restarted_after_1_2_4_8_seconds() {
+        let cfg = crate::config::testing::ok(
+            "cert_dir = \"c\"\njwt_bundle_file_name = \"b.json\"\ncmd = \"/bin/false\"\ncmd_exit_policy = \"restart\"\n",
+        );
+        let events = Events::new(&cfg);
+        let mut status = events.subscribe();
+        let (_, updates) = watch::channel(cfg.process.clone());
+        let (renew, renewals) = watch::channel(0u64);
+        let (stop, stopped) = watch::channel(None);
+        let task = tokio::spawn(run(
+            cfg.process.clone(),
+            updates,
+            renewals,
+            stopped,
+            events.clone(),
+        ));
+        // The first renewal starts it; each exit schedules the next start.
+        renew.send_modify(|n| *n += 1);
+        let mut starts = Vec::new();
+        while starts.len() < 5 {
+            status.changed().await.unwrap();
+            let n = status.borrow_and_update().process.as_ref().unwrap().starts;
+            if usize::try_from(n).unwrap() > starts.len() {
+                starts.push(tokio::time::Instant::now());
+            }
+        }
+        for (i, want) in [1.0, 2.0, 4.0, 8.0].into_iter().enumerate() {
+            let gap = (starts[i + 1] - starts[i]).as_secs_f64();
+            // The delay, stretched by at most 10 % of jitter; the child's
+            // own run takes no time on the paused clock.
+            assert!(
+                gap >= want && gap <= want * 1.1 + 0.01,
+                "start {}: after {gap:.3} s",
+                i + 2
+            );
+        }
+        let _ = stop.send(Some(Signal::SIGTERM));
+        assert_eq!(task.await.unwrap(), Ended::Stopped { child_code: None });
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_pid_file_that_never_holds_a_pid_is_tried_ten_times_on_upstreams_schedule() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.pid");
