@@ -1,5 +1,5 @@
 //! The health server: liveness and readiness as JSON, read from the shared
-//! status (README "Health checks").
+//! status (docs/observability.md, "Health checks").
 //!
 //! It listens on every interface, so it is treated as hostile input:
 //! - a request's head must arrive within [`HEADER_TIMEOUT`] (as the Go

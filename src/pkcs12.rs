@@ -1,4 +1,4 @@
-//! PKCS#12 keystores and truststores for Java workloads (README "Files"):
+//! PKCS#12 keystores and truststores for Java workloads (docs/files.md):
 //! the key with its chain, leaf first, in a keystore; the bundle's roots as
 //! trusted certificates (with the trusted-key-usage attribute Java needs
 //! to see them as trust anchors) in a truststore.

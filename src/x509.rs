@@ -1,5 +1,5 @@
 //! X.509 output, pure: an X.509 context from the Workload API in, the files
-//! to write out (README "Files"), plus what the status needs to know. No I/O,
+//! to write out (docs/files.md), plus what the status needs to know. No I/O,
 //! no clock: the caller passes `now`.
 
 use std::path::{Path, PathBuf};
