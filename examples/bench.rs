@@ -9,6 +9,9 @@
 //! ```
 //!
 //! Nothing here asserts: the figures are for people to read.
+//! `SPIFFE_HELPER_BIN` may name the Go spiffe-helper too: the configuration
+//! is one both read, and it signals the pid file after each rotation as
+//! this one does (docs/performance.md compares the two this way).
 #![allow(
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
