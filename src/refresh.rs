@@ -234,8 +234,18 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn retries_after_1_2_4_8_seconds_then_follows_the_lifetime_and_starts_over_at_1() {
+    /// A refresher of one `jwt_svids` entry writing into a temporary
+    /// directory, against a scripted agent that fails its first `failures`
+    /// fetches and then mints tokens of 600 s.
+    struct Running {
+        agent: Arc<Scripted>,
+        events: Events,
+        dir: tempfile::TempDir,
+        token: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(failures: u32) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let cfg = crate::config::testing::ok(&format!(
             "cert_dir = \"{}\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }}]\n",
@@ -248,7 +258,7 @@ mod tests {
             pki: Pki::new(),
             // Refreshed after half its remaining lifetime plus a second.
             ttl: Duration::from_secs(600),
-            fail_next: Mutex::new(4),
+            fail_next: Mutex::new(failures),
             fetches: Mutex::new(Vec::new()),
         });
         let token = CancellationToken::new();
@@ -260,7 +270,24 @@ mod tests {
             Arc::new(tokio::sync::Semaphore::new(1)),
             token.clone(),
         ));
+        Running {
+            agent,
+            events,
+            dir,
+            token,
+            task,
+        }
+    }
 
+    #[tokio::test(start_paused = true)]
+    async fn retries_after_1_2_4_8_seconds_then_follows_the_lifetime_and_starts_over_at_1() {
+        let Running {
+            agent,
+            events,
+            dir,
+            token,
+            task,
+        } = start(4);
         // Four failures, a success, then the refresh by the lifetime.
         let g = gaps(&agent, 6).await;
         for (i, want) in [1.0, 2.0, 4.0, 8.0].into_iter().enumerate() {
@@ -300,30 +327,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_retry_delay_doubles_up_to_sixty_seconds() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = crate::config::testing::ok(&format!(
-            "cert_dir = \"{}\"\njwt_svids = [{{ jwt_audience = \"db\", jwt_svid_file_name = \"db.token\" }}]\n",
-            dir.path().display()
-        ));
-        let publisher = crate::publish::Publisher::one_shot(
-            Events::new(&cfg),
-            Arc::new(Root::new(&cfg.cert_dir)),
-        );
-        let agent = Arc::new(Scripted {
-            pki: Pki::new(),
-            ttl: Duration::from_secs(600),
-            fail_next: Mutex::new(u32::MAX),
-            fetches: Mutex::new(Vec::new()),
-        });
-        let token = CancellationToken::new();
-        let task = tokio::spawn(run(
-            Arc::clone(&agent),
-            cfg.jwt_svids[0].clone(),
-            None,
-            publisher,
-            Arc::new(tokio::sync::Semaphore::new(1)),
-            token.clone(),
-        ));
+        let Running {
+            agent, token, task, ..
+        } = start(u32::MAX);
         let g = gaps(&agent, 11).await;
         for (i, want) in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0, 60.0]
             .into_iter()

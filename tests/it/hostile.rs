@@ -688,13 +688,7 @@ async fn a_cert_dir_owned_by_root_with_files_given_to_the_helper_is_rewritten_in
     ) {
         return;
     }
-    let agent_dir = tempfile::tempdir().unwrap();
-    open_up(agent_dir.path());
-    let api = FakeWorkloadApi::start_at(&agent_dir.path().join("agent.sock")).await;
-    std::fs::set_permissions(api.socket_path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let pki = Pki::new();
-    let first = pki.svid();
-    api.set_x509(pki.x509_update(first.clone()));
+    let (_agent_dir, FakeAgent { api, pki, first }) = agent_for_everyone().await;
 
     let (w, inodes) = read_only_layout();
     let socket = api.socket_path().to_owned();
@@ -759,12 +753,7 @@ async fn a_new_file_in_a_read_only_cert_dir_fails_naming_the_directory_its_owner
     ) {
         return;
     }
-    let agent_dir = tempfile::tempdir().unwrap();
-    open_up(agent_dir.path());
-    let api = FakeWorkloadApi::start_at(&agent_dir.path().join("agent.sock")).await;
-    std::fs::set_permissions(api.socket_path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let pki = Pki::new();
-    api.set_x509(pki.x509_update(pki.svid()));
+    let (_agent_dir, FakeAgent { api, .. }) = agent_for_everyone().await;
     let (w, _) = read_only_layout();
     // A file that does not exist there yet cannot be created: the error
     // names the directory, its owner and mode, and the helper's uid.
@@ -786,6 +775,20 @@ async fn a_new_file_in_a_read_only_cert_dir_fails_naming_the_directory_its_owner
         !w.certs().join("svid_bundle.pem").exists(),
         "nothing is written"
     );
+}
+
+/// A fake agent whose socket every user can reach (the helper runs as
+/// another uid), serving its first SVID; its directory lives as long as the
+/// first value.
+async fn agent_for_everyone() -> (tempfile::TempDir, FakeAgent) {
+    let agent_dir = tempfile::tempdir().unwrap();
+    open_up(agent_dir.path());
+    let api = FakeWorkloadApi::start_at(&agent_dir.path().join("agent.sock")).await;
+    std::fs::set_permissions(api.socket_path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pki = Pki::new();
+    let first = pki.svid();
+    api.set_x509(pki.x509_update(first.clone()));
+    (agent_dir, FakeAgent { api, pki, first })
 }
 
 /// The Go helper's images' layout: `cert_dir` made by root (0755), the
