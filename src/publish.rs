@@ -164,10 +164,13 @@ impl Publisher {
     /// Records and logs one update of a committed batch; `paths` are its
     /// files.
     fn succeeded(&self, done: &Committed, update: &Update, paths: &[PathBuf], now: i64) {
+        // A set: a federation's trust_bundles_dir makes a batch of a
+        // thousand files, and a scan per file would make it quadratic.
+        let mine: std::collections::HashSet<&PathBuf> = paths.iter().collect();
         let written: Vec<(PathBuf, Method)> = done
             .written
             .iter()
-            .filter(|(p, _)| paths.contains(p))
+            .filter(|(p, _)| mine.contains(p))
             .cloned()
             .collect();
         let is_x509 = matches!(update, Update::X509(_));
