@@ -363,6 +363,11 @@ fn is_kind(st: &FileStat, kind: SFlag) -> bool {
 /// Opens an existing regular file below a directory handle without
 /// following a link and without blocking on a FIFO or a device.
 fn open_regular(place: &Place, flags: OFlag) -> io::Result<File> {
+    open_regular_stat(place, flags).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the file's status as it was checked.
+fn open_regular_stat(place: &Place, flags: OFlag) -> io::Result<(File, FileStat)> {
     let fd = openat(
         &*place.dir,
         place.name.as_os_str(),
@@ -376,7 +381,7 @@ fn open_regular(place: &Place, flags: OFlag) -> io::Result<File> {
             "not a regular file",
         ));
     }
-    Ok(File::from(fd))
+    Ok((File::from(fd), st))
 }
 
 // === commit ===
@@ -584,28 +589,31 @@ fn stale(own: &OwnDir, fd: &Arc<OwnedFd>, batch: &Batch) -> io::Result<Vec<Remov
 /// Whether the file at `place` is a regular file (not a link) holding
 /// exactly `bytes` with permission bits `mode`.
 fn holds(place: &Place, bytes: &[u8], mode: u32) -> bool {
-    let Ok(mut f) = open_regular(place, OFlag::O_RDONLY) else {
+    let Ok((mut f, st)) = open_regular_stat(place, OFlag::O_RDONLY) else {
         return false;
     };
-    let Ok(meta) = f.metadata() else { return false };
-    if std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777 != mode
-        || meta.len() != bytes.len() as u64
-    {
+    if st.st_mode & 0o7777 != mode || u64::try_from(st.st_size).ok() != Some(bytes.len() as u64) {
         return false;
     }
-    let mut buf = Vec::with_capacity(bytes.len());
-    // One byte more than expected tells a file that grew meanwhile.
-    match Read::by_ref(&mut f)
-        .take(bytes.len() as u64 + 1)
-        .read_to_end(&mut buf)
-    {
-        Ok(_) => {
-            let same = buf == bytes;
-            zeroize::Zeroize::zeroize(&mut buf);
-            same
+    // One byte more than expected tells a file that grew meanwhile; a
+    // regular file of the expected size is read in one call.
+    let mut buf = vec![0; bytes.len() + 1];
+    let mut got = 0;
+    let same = loop {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break got == bytes.len() && buf[..got] == *bytes,
+            Ok(n) => {
+                got += n;
+                if got >= bytes.len() {
+                    break got == bytes.len() && buf[..got] == *bytes;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break false,
         }
-        Err(_) => false,
-    }
+    };
+    zeroize::Zeroize::zeroize(&mut buf);
+    same
 }
 
 /// A directory where a file should go cannot be replaced by a rename: say
@@ -746,24 +754,25 @@ fn name_of(p: &Path) -> String {
 /// A second name for the target's current inode (a copy where the
 /// filesystem refuses hard links), next to it.
 fn make_backup(place: &Place) -> io::Result<OsString> {
-    let backup = unique_name(place, "bak")?;
-    // linkat without AT_SYMLINK_FOLLOW links a symbolic link itself.
-    match linkat(
-        &*place.dir,
-        place.name.as_os_str(),
-        &*place.dir,
-        backup.as_os_str(),
-        AtFlags::empty(),
-    ) {
-        Ok(()) => Ok(backup),
-        Err(Errno::EPERM | Errno::EOPNOTSUPP | Errno::EXDEV | Errno::EMLINK) => {
-            // Immutable files also refuse links (EPERM); the copy then
-            // succeeds but the later rename fails and is rolled back.
-            copy_with_mode(place, &backup)?;
-            Ok(backup)
+    with_unique_name(place, "bak", |backup| {
+        // linkat without AT_SYMLINK_FOLLOW links a symbolic link itself.
+        match linkat(
+            &*place.dir,
+            place.name.as_os_str(),
+            &*place.dir,
+            backup,
+            AtFlags::empty(),
+        ) {
+            Ok(()) => Ok(()),
+            Err(Errno::EPERM | Errno::EOPNOTSUPP | Errno::EXDEV | Errno::EMLINK) => {
+                // Immutable files also refuse links (EPERM); the copy then
+                // succeeds but the later rename fails and is rolled back.
+                copy_with_mode(place, backup)
+            }
+            Err(e) => Err(e.into()),
         }
-        Err(e) => Err(e.into()),
-    }
+    })
+    .map(|(backup, ())| backup)
 }
 
 fn copy_with_mode(place: &Place, to: &OsStr) -> io::Result<()> {
@@ -936,9 +945,10 @@ impl Drop for Staged {
 
 fn stage(w: &FileWrite, place: Place) -> Result<Staged, WriteError> {
     let err = |e| WriteError::new(&w.path, e);
-    let temp = unique_name(&place, "tmp").map_err(err)?;
-    let mut handle = match create_exclusive(&place.dir, &temp) {
-        Ok(h) => h,
+    let (temp, mut handle) = match with_unique_name(&place, "tmp", |n| {
+        create_exclusive(&place.dir, n)
+    }) {
+        Ok(created) => created,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return stage_in_place(w, place),
         Err(e) => return Err(err(e)),
     };
@@ -1148,19 +1158,33 @@ fn name_hash(name: &[u8]) -> u32 {
     })
 }
 
-/// A new name next to the target, in the helper's own pattern.
-fn unique_name(place: &Place, suffix: &str) -> io::Result<OsString> {
+/// How many taken names [`with_unique_name`] steps over before it gives
+/// up: the counter makes a clash rare, so only a directory filled on
+/// purpose gets this far.
+const NAME_ATTEMPTS: u32 = 64;
+
+/// Creates something under a new name next to the target, in the helper's
+/// own pattern: `create` is exclusive (`O_EXCL`, `linkat`) and fails with
+/// `AlreadyExists` when the name is taken, so no separate probe is needed
+/// and no other process can take the name in between.
+fn with_unique_name<T>(
+    place: &Place,
+    suffix: &str,
+    mut create: impl FnMut(&OsStr) -> io::Result<T>,
+) -> io::Result<(OsString, T)> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
+    static PID: OnceLock<u32> = OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
     let hash = name_hash(place.name.as_bytes());
+    let mut attempts = 0;
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = OsString::from(format!(
-            ".{hash:08x}-{:08x}-{n:08x}.{suffix}",
-            std::process::id()
-        ));
-        let taken = fstatat(&*place.dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
-        if taken.is_err() {
-            return Ok(name);
+        let name = OsString::from(format!(".{hash:08x}-{pid:08x}-{n:08x}.{suffix}"));
+        match create(&name) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < NAME_ATTEMPTS => {
+                attempts += 1;
+            }
+            r => return r.map(|t| (name, t)),
         }
     }
 }
@@ -1356,6 +1380,87 @@ mod tests {
 
     fn pem_names(n: &str) -> bool {
         n.ends_with(".pem")
+    }
+
+    fn place_in(dir: &Path, name: &str) -> Place {
+        Place {
+            dir: Arc::new(OwnedFd::from(File::open(dir).unwrap())),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_temporary_name_taken_in_the_meantime_is_stepped_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let place = place_in(dir.path(), "svid.pem");
+        let mut tried = Vec::new();
+        let (name, _file) = with_unique_name(&place, "tmp", |n| {
+            tried.push(n.to_owned());
+            if tried.len() < 3 {
+                // Another process creates the name first.
+                std::fs::write(dir.path().join(n), b"not ours").unwrap();
+            }
+            create_exclusive(&place.dir, n)
+        })
+        .unwrap();
+        assert_eq!(tried.len(), 3);
+        assert_eq!(name, tried[2]);
+        for planted in &tried[..2] {
+            assert_ne!(planted, &name);
+            assert_eq!(
+                std::fs::read(dir.path().join(planted)).unwrap(),
+                b"not ours"
+            );
+            assert!(is_leftover_of(planted, OsStr::new("svid.pem")));
+        }
+        assert_eq!(std::fs::read(dir.path().join(&name)).unwrap(), b"");
+    }
+
+    #[test]
+    fn holds_only_the_exact_bytes_and_mode_of_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("svid.pem");
+        let place = place_in(dir.path(), "svid.pem");
+        assert!(!holds(&place, b"cert", 0o644), "missing");
+        std::fs::write(&p, b"cert").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(holds(&place, b"cert", 0o644));
+        assert!(!holds(&place, b"CERT", 0o644), "same size, other bytes");
+        assert!(!holds(&place, b"cert!", 0o644), "longer");
+        assert!(!holds(&place, b"cer", 0o644), "shorter");
+        assert!(!holds(&place, b"cert", 0o600), "other mode");
+        std::fs::write(&p, b"").unwrap();
+        assert!(holds(&place, b"", 0o644), "empty");
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(dir.path().join("real.pem"), b"cert").unwrap();
+        std::os::unix::fs::symlink("real.pem", &p).unwrap();
+        assert!(
+            !holds(&place, b"cert", 0o644),
+            "a link is never read through"
+        );
+    }
+
+    #[test]
+    fn a_directory_of_taken_names_is_an_error_not_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let place = place_in(dir.path(), "svid.pem");
+        let mut calls = 0;
+        let e = with_unique_name(&place, "bak", |_| -> io::Result<()> {
+            calls += 1;
+            Err(io::ErrorKind::AlreadyExists.into())
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(calls, NAME_ATTEMPTS + 1);
+        // Any other error ends the search at once.
+        let mut calls = 0;
+        let e = with_unique_name(&place, "tmp", |_| -> io::Result<()> {
+            calls += 1;
+            Err(io::ErrorKind::PermissionDenied.into())
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(calls, 1);
     }
 
     #[test]
