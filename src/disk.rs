@@ -16,7 +16,8 @@
 //!
 //! [`commit`] does this for a batch, whole or not at all:
 //! 1. every temporary file is staged and fsynced (the fsyncs run side by
-//!    side on a small long-lived pool of threads);
+//!    side on a small long-lived pool of threads, or in turn on tmpfs,
+//!    where they return at once);
 //! 2. each existing target gets a hard link under a backup name, so its
 //!    previous content can be put back (a copy where links are refused);
 //! 3. the temporary files are renamed over their targets in the order
@@ -43,12 +44,13 @@ use std::io::{self, Read, Seek as _, Write as _};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, TMPFS_MAGIC};
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 use crate::secret::Secret;
@@ -186,6 +188,10 @@ impl WriteError {
 pub struct Root {
     path: PathBuf,
     fd: Mutex<Option<Arc<OwnedFd>>>,
+    /// Whether the handle is on a file system that keeps files in memory
+    /// only (tmpfs: a Kubernetes `emptyDir` with `medium: Memory`), where
+    /// an fsync has nothing to write: see [`sync_all`].
+    in_memory: AtomicBool,
 }
 
 impl Root {
@@ -194,6 +200,7 @@ impl Root {
         Self {
             path: path.into(),
             fd: Mutex::new(None),
+            in_memory: AtomicBool::new(false),
         }
     }
 
@@ -227,6 +234,8 @@ impl Root {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?);
+        let in_memory = fstatfs(&*opened).is_ok_and(|fs| fs.filesystem_type() == TMPFS_MAGIC);
+        self.in_memory.store(in_memory, Ordering::Relaxed);
         *fd = Some(Arc::clone(&opened));
         Ok(opened)
     }
@@ -407,7 +416,7 @@ pub fn commit(root: &Root, batch: &Batch, skip_unchanged: bool) -> Result<Commit
     }
     // 1. Stage and sync. On error the staged files are dropped, which
     // removes them: nothing else has changed yet.
-    let mut staged = stage_all(todo)?;
+    let mut staged = stage_all(todo, !root.in_memory.load(Ordering::Relaxed))?;
     // 2. Backups of everything about to be replaced or removed.
     let mut tx = Transaction::default();
     for s in staged.iter().filter(|s| s.is_atomic()) {
@@ -477,7 +486,10 @@ fn plan<'b>(root: &Root, batch: &'b Batch, skip_unchanged: bool) -> Result<Plan<
 }
 
 /// Stages every file of the batch and syncs them.
-fn stage_all(todo: Vec<(&FileWrite, Place)>) -> Result<Vec<Staged>, WriteError> {
+fn stage_all(
+    todo: Vec<(&FileWrite, Place)>,
+    side_by_side: bool,
+) -> Result<Vec<Staged>, WriteError> {
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
     let close_early = todo.len().saturating_sub(OPEN_AFTER_RENAME);
     for (i, (w, place)) in todo.into_iter().enumerate() {
@@ -488,7 +500,7 @@ fn stage_all(todo: Vec<(&FileWrite, Place)>) -> Result<Vec<Staged>, WriteError> 
         }
         staged.push(s);
     }
-    sync_all(&staged)?;
+    sync_all(&staged, side_by_side)?;
     Ok(staged)
 }
 
@@ -1034,8 +1046,10 @@ fn stage_in_place(w: &FileWrite, place: Place) -> Result<Staged, WriteError> {
 /// Makes every staged file durable. The fsyncs run side by side (the
 /// filesystem folds them into one journal commit, so a batch costs about
 /// one fsync instead of one per file) on a pool of long-lived threads: no
-/// thread is created per batch.
-fn sync_all(staged: &[Staged]) -> Result<(), WriteError> {
+/// thread is created per batch. Without `side_by_side` (tmpfs, where an
+/// fsync returns at once) they run one after the other on this thread,
+/// which spares a rotation two thread wake-ups.
+fn sync_all(staged: &[Staged], side_by_side: bool) -> Result<(), WriteError> {
     let pending: Vec<(&Staged, Arc<File>)> = staged
         .iter()
         .filter_map(|s| s.pending_sync().map(|f| (s, f)))
@@ -1045,7 +1059,10 @@ fn sync_all(staged: &[Staged]) -> Result<(), WriteError> {
     };
     let waits: Vec<_> = rest
         .iter()
-        .map(|(s, f)| (*s, Arc::clone(f), pool().submit(Arc::clone(f))))
+        .map(|(s, f)| {
+            let wait = side_by_side.then(|| pool().submit(Arc::clone(f))).flatten();
+            (*s, Arc::clone(f), wait)
+        })
         .collect();
     let mut result = first_file
         .sync_all()
@@ -1598,6 +1615,41 @@ mod tests {
         assert_eq!(mode_of(&a), 0o640);
         let none = commit(&root, &batch(&[(&a, b"A", 0o640)]), true).unwrap();
         assert!(none.written.is_empty() && none.removed.is_empty());
+    }
+
+    #[test]
+    fn files_in_memory_are_synced_in_turn_and_written_whole() {
+        // /dev/shm is tmpfs wherever Linux runs (the sequential syncs);
+        // the default temporary directory is usually a disk (the pool).
+        let on_tmpfs = |p: &Path| {
+            nix::sys::statfs::statfs(p).is_ok_and(|fs| fs.filesystem_type() == TMPFS_MAGIC)
+        };
+        assert!(
+            on_tmpfs(Path::new("/dev/shm")),
+            "/dev/shm is not tmpfs here"
+        );
+        for dir in [
+            tempfile::tempdir_in("/dev/shm").unwrap(),
+            tempfile::tempdir().unwrap(),
+        ] {
+            let expected = on_tmpfs(dir.path());
+            let root = Root::new(dir.path());
+            let files: Vec<(PathBuf, Vec<u8>)> = (0..4)
+                .map(|i| (dir.path().join(format!("{i}.pem")), vec![b'a' + i; 100]))
+                .collect();
+            let b: Vec<(&Path, &[u8], u32)> = files
+                .iter()
+                .map(|(p, bytes)| (p.as_path(), bytes.as_slice(), 0o600))
+                .collect();
+            let done = commit(&root, &batch(&b), true).unwrap();
+            assert_eq!(root.in_memory.load(Ordering::Relaxed), expected, "{dir:?}");
+            assert_eq!(done.written.len(), 4);
+            for (p, bytes) in &files {
+                assert_eq!(&std::fs::read(p).unwrap(), bytes);
+                assert_eq!(mode_of(p), 0o600);
+            }
+            assert_eq!(names(dir.path()), ["0.pem", "1.pem", "2.pem", "3.pem"]);
+        }
     }
 
     #[test]
