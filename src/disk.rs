@@ -190,7 +190,9 @@ pub struct Root {
     fd: Mutex<Option<Arc<OwnedFd>>>,
     /// Whether the handle is on a file system that keeps files in memory
     /// only (tmpfs: a Kubernetes `emptyDir` with `medium: Memory`), where
-    /// an fsync has nothing to write: see [`sync_all`].
+    /// an fsync has nothing to write: see [`sync_all`]. A disk mounted on
+    /// a directory below it is then synced in turn too: every file is
+    /// still synced, only not side by side.
     in_memory: AtomicBool,
 }
 
