@@ -613,19 +613,21 @@ fn holds(place: &Place, bytes: &[u8], mode: u32) -> bool {
     // regular file of the expected size is read in one call.
     let mut buf = vec![0; bytes.len() + 1];
     let mut got = 0;
-    let same = loop {
+    let read = loop {
         match f.read(&mut buf[got..]) {
-            Ok(0) => break got == bytes.len() && buf[..got] == *bytes,
+            Ok(0) => break true,
             Ok(n) => {
                 got += n;
                 if got >= bytes.len() {
-                    break got == bytes.len() && buf[..got] == *bytes;
+                    break true;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break false,
         }
     };
+    // Slices of different lengths are never equal.
+    let same = read && buf[..got] == *bytes;
     zeroize::Zeroize::zeroize(&mut buf);
     same
 }
@@ -1192,8 +1194,7 @@ fn with_unique_name<T>(
     mut create: impl FnMut(&OsStr) -> io::Result<T>,
 ) -> io::Result<(OsString, T)> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    static PID: OnceLock<u32> = OnceLock::new();
-    let pid = *PID.get_or_init(std::process::id);
+    let pid = crate::own_pid();
     let hash = name_hash(place.name.as_bytes());
     let mut attempts = 0;
     loop {
@@ -1463,23 +1464,21 @@ mod tests {
     fn a_directory_of_taken_names_is_an_error_not_a_loop() {
         let dir = tempfile::tempdir().unwrap();
         let place = place_in(dir.path(), "svid.pem");
-        let mut calls = 0;
-        let e = with_unique_name(&place, "bak", |_| -> io::Result<()> {
-            calls += 1;
-            Err(io::ErrorKind::AlreadyExists.into())
-        })
-        .unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(calls, NAME_ATTEMPTS + 1);
-        // Any other error ends the search at once.
-        let mut calls = 0;
-        let e = with_unique_name(&place, "tmp", |_| -> io::Result<()> {
-            calls += 1;
-            Err(io::ErrorKind::PermissionDenied.into())
-        })
-        .unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
-        assert_eq!(calls, 1);
+        // A taken name is stepped over a bounded number of times; any other
+        // error ends the search at once.
+        for (suffix, kind, tries) in [
+            ("bak", io::ErrorKind::AlreadyExists, NAME_ATTEMPTS + 1),
+            ("tmp", io::ErrorKind::PermissionDenied, 1),
+        ] {
+            let mut calls = 0;
+            let e = with_unique_name(&place, suffix, |_| -> io::Result<()> {
+                calls += 1;
+                Err(kind.into())
+            })
+            .unwrap_err();
+            assert_eq!(e.kind(), kind);
+            assert_eq!(calls, tries);
+        }
     }
 
     #[test]

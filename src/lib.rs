@@ -69,6 +69,14 @@ pub mod supervisor;
 mod workload;
 pub mod x509;
 
+/// The helper's own pid, asked once: musl makes every `getpid` a system
+/// call, and a rotation needs it for each temporary and backup name and
+/// for the pid-file check.
+pub(crate) fn own_pid() -> u32 {
+    static OWN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *OWN.get_or_init(std::process::id)
+}
+
 /// The version, the commit built and its date (see `build.rs`).
 pub mod build {
     pub const VERSION: &str = env!("CARGO_PKG_VERSION");

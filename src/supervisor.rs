@@ -476,13 +476,6 @@ async fn signal_pid_file(path: PathBuf, sig: Signal, events: Events) {
 /// The most a pid file may hold: a pid and some white space.
 const PID_FILE_MAX: usize = 64;
 
-/// The helper's own pid, asked once: musl makes every `getpid` a system
-/// call, and the pid file is checked on every renewal.
-fn own_pid() -> u32 {
-    static OWN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *OWN.get_or_init(std::process::id)
-}
-
 /// Reads a pid file: a regular file of at most [`PID_FILE_MAX`] bytes
 /// holding a decimal pid. Opened without blocking, so a FIFO or a device
 /// put in its place is refused instead of waited on or read forever.
@@ -519,7 +512,7 @@ fn read_pid_file(path: &Path) -> Result<i32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("pid file does not hold a process id: {:?}", text.trim()))?;
-    let own = i32::try_from(own_pid()).unwrap_or(i32::MAX);
+    let own = i32::try_from(crate::own_pid()).unwrap_or(i32::MAX);
     match pid {
         ..=0 => Err(format!("pid file holds an invalid process id {pid}")),
         1 => Err("pid file holds pid 1 (init): it is never signalled".to_owned()),
