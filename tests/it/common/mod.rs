@@ -41,7 +41,16 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::at(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// A working directory on tmpfs (`/dev/shm`), as a Kubernetes
+    /// `emptyDir` with `medium: Memory` is.
+    pub fn in_memory() -> Self {
+        Self::at(tempfile::tempdir_in("/dev/shm").expect("tempdir in /dev/shm"))
+    }
+
+    fn at(dir: tempfile::TempDir) -> Self {
         std::fs::create_dir(dir.path().join("certs")).expect("certs dir");
         Self { dir }
     }
