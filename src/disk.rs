@@ -44,7 +44,7 @@ use std::io::{self, Read, Seek as _, Write as _};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use nix::errno::Errno;
@@ -187,13 +187,19 @@ impl WriteError {
 #[derive(Debug)]
 pub struct Root {
     path: PathBuf,
-    fd: Mutex<Option<Arc<OwnedFd>>>,
-    /// Whether the handle is on a file system that keeps files in memory
+    opened: Mutex<Option<Handle>>,
+}
+
+/// The open `cert_dir` and what its file system is.
+#[derive(Debug, Clone)]
+struct Handle {
+    fd: Arc<OwnedFd>,
+    /// Whether `cert_dir` is on a file system that keeps files in memory
     /// only (tmpfs: a Kubernetes `emptyDir` with `medium: Memory`), where
     /// an fsync has nothing to write: see [`sync_all`]. A disk mounted on
     /// a directory below it is then synced in turn too: every file is
     /// still synced, only not side by side.
-    in_memory: AtomicBool,
+    in_memory: bool,
 }
 
 impl Root {
@@ -201,8 +207,7 @@ impl Root {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            fd: Mutex::new(None),
-            in_memory: AtomicBool::new(false),
+            opened: Mutex::new(None),
         }
     }
 
@@ -215,31 +220,31 @@ impl Root {
     /// away and back): a helper never writes into a directory that is no
     /// longer `cert_dir`. `cert_dir` itself may be a link (the operator
     /// chose it); nothing below it is followed.
-    fn handle(&self) -> io::Result<Arc<OwnedFd>> {
+    fn handle(&self) -> io::Result<Handle> {
         let path: &Path = if self.path.as_os_str().is_empty() {
             Path::new(".")
         } else {
             &self.path
         };
         let now = nix::sys::stat::stat(path)?;
-        let mut fd = self
-            .fd
+        let mut opened = self
+            .opened
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(fd) = &*fd {
-            if fstat(&**fd).is_ok_and(|st| (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)) {
-                return Ok(Arc::clone(fd));
+        if let Some(h) = &*opened {
+            if fstat(&*h.fd).is_ok_and(|st| (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)) {
+                return Ok(h.clone());
             }
         }
-        let opened = Arc::new(nix::fcntl::open(
+        let fd = Arc::new(nix::fcntl::open(
             path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?);
-        let in_memory = fstatfs(&*opened).is_ok_and(|fs| fs.filesystem_type() == TMPFS_MAGIC);
-        self.in_memory.store(in_memory, Ordering::Relaxed);
-        *fd = Some(Arc::clone(&opened));
-        Ok(opened)
+        let in_memory = fstatfs(&*fd).is_ok_and(|fs| fs.filesystem_type() == TMPFS_MAGIC);
+        let h = Handle { fd, in_memory };
+        *opened = Some(h.clone());
+        Ok(h)
     }
 
     /// The elements of `path` below `cert_dir`: only plain names, so
@@ -269,7 +274,7 @@ fn outside(path: &Path) -> io::Error {
 /// handle, without following a link.
 struct Dirs<'r> {
     root: &'r Root,
-    root_fd: Arc<OwnedFd>,
+    handle: Handle,
     open: Vec<(PathBuf, Arc<OwnedFd>)>,
 }
 
@@ -283,7 +288,7 @@ impl<'r> Dirs<'r> {
     fn new(root: &'r Root) -> io::Result<Self> {
         Ok(Self {
             root,
-            root_fd: root.handle()?,
+            handle: root.handle()?,
             open: Vec::new(),
         })
     }
@@ -296,7 +301,7 @@ impl<'r> Dirs<'r> {
             return Ok(Arc::clone(fd));
         }
         let names = self.root.below(path)?;
-        let mut cur = Arc::clone(&self.root_fd);
+        let mut cur = Arc::clone(&self.handle.fd);
         let last = names.len().saturating_sub(1);
         for (i, name) in names.iter().enumerate() {
             let next = match open_dir_at(&cur, name) {
@@ -412,13 +417,14 @@ pub fn commit(root: &Root, batch: &Batch, skip_unchanged: bool) -> Result<Commit
         todo,
         removals,
         mut done,
+        in_memory,
     } = plan(root, batch, skip_unchanged)?;
     if todo.is_empty() && removals.is_empty() {
         return Ok(done);
     }
     // 1. Stage and sync. On error the staged files are dropped, which
     // removes them: nothing else has changed yet.
-    let mut staged = stage_all(todo, !root.in_memory.load(Ordering::Relaxed))?;
+    let mut staged = stage_all(todo, !in_memory)?;
     // 2. Backups of everything about to be replaced or removed.
     let mut tx = Transaction::default();
     for s in staged.iter().filter(|s| s.is_atomic()) {
@@ -448,6 +454,8 @@ struct Plan<'b> {
     todo: Vec<(&'b FileWrite, Place)>,
     removals: Vec<Removal>,
     done: Committed,
+    /// `cert_dir` is on tmpfs (see [`Handle`]).
+    in_memory: bool,
 }
 
 fn plan<'b>(root: &Root, batch: &'b Batch, skip_unchanged: bool) -> Result<Plan<'b>, WriteError> {
@@ -484,6 +492,7 @@ fn plan<'b>(root: &Root, batch: &'b Batch, skip_unchanged: bool) -> Result<Plan<
         todo,
         removals,
         done,
+        in_memory: dirs.handle.in_memory,
     })
 }
 
@@ -1643,7 +1652,7 @@ mod tests {
                 .map(|(p, bytes)| (p.as_path(), bytes.as_slice(), 0o600))
                 .collect();
             let done = commit(&root, &batch(&b), true).unwrap();
-            assert_eq!(root.in_memory.load(Ordering::Relaxed), expected, "{dir:?}");
+            assert_eq!(root.handle().unwrap().in_memory, expected, "{dir:?}");
             assert_eq!(done.written.len(), 4);
             for (p, bytes) in &files {
                 assert_eq!(&std::fs::read(p).unwrap(), bytes);
