@@ -601,6 +601,9 @@ async fn renew_signals_that_stop_a_process_are_refused_at_load() {
 async fn status_shows_the_program_and_how_many_arguments_never_their_values() {
     let running =
         healthy_daemon("cmd = \"/bin/sleep\"\ncmd_args = \"60 --db-password=hunter2\"").await;
+    // The files are on disk before the write is recorded; ready means it
+    // is, and how each file was written with it.
+    wait_http(running.port, "/ready", 200).await;
     let body = wait_http(running.port, "/status", 200).await;
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["process"]["program"], "/bin/sleep");
