@@ -15,7 +15,8 @@ COPY tests ./tests
 COPY examples ./examples
 COPY .cargo ./.cargo
 # The musl target gives the same static-pie binary as the release assets
-# (.cargo/config.toml adds the compact relocation format).
+# (.cargo/config.toml adds the compact relocation format and the linker
+# that places the executed code first, using this image's nm).
 RUN target="$(uname -m)-unknown-linux-musl" \
  && rustup target add "$target" \
  && cargo build --release --locked --bin spiffe-helper --target "$target" \
