@@ -105,13 +105,14 @@ try:
         signalled.kill()
     daemon("cmd", asock, 18092, 'cmd = "/bin/sleep"\ncmd_args = "600"\nrenew_signal = "SIGHUP"\n')
     # The benchmark's runs against the fake Workload API (.ci/bench): a
-    # log level from RUST_LOG, rotations on a disk and on tmpfs, a small
+    # log level from RUST_LOG, hundreds of rotations on a disk and on tmpfs
+    # (what runs now and then: trimming the heap, growing a table), a small
     # federation, a hundred JWT-SVID entries.
     wrapper = os.path.join(work, "spiffe-helper")
     with open(wrapper, "w") as f:
         f.write("#!/bin/sh\nexec " + " ".join(CALLGRIND) + f' {helper} "$@"\n')
     os.chmod(wrapper, 0o755)
-    run = subprocess.run([bench, "--idle-secs", "2", "--rotations", "20", "--soak", "0",
+    run = subprocess.run([bench, "--idle-secs", "2", "--rotations", "300", "--soak", "300",
                           "--federation", "5"], env={**os.environ, "SPIFFE_HELPER_BIN": wrapper},
                          capture_output=True, text=True, timeout=900)
     if run.returncode != 0:
