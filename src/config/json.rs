@@ -21,6 +21,7 @@ pub fn parse(text: &str) -> Result<(Vec<Entry>, Warnings), SyntaxError> {
         depth: 0,
         warnings: Vec::new(),
         stopped: false,
+        ended: false,
     };
     p.blank();
     let top = if p.byte() == Some(b'{') {
@@ -50,6 +51,13 @@ pub fn parse(text: &str) -> Result<(Vec<Entry>, Warnings), SyntaxError> {
     }
 }
 
+/// What reading an object member gave.
+enum Member {
+    Whole(Entry),
+    /// The object ended before the member was whole (it is dropped).
+    Ended,
+}
+
 struct Json<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -61,6 +69,8 @@ struct Json<'a> {
     /// The top-level object ended early, as the Go helper's reader ends
     /// it: what follows is ignored.
     stopped: bool,
+    /// The end of the file closed the open objects (warned once).
+    ended: bool,
 }
 
 impl Json<'_> {
@@ -162,10 +172,12 @@ impl Json<'_> {
         true
     }
 
-    /// An object. The top-level one (`top`) ends where the Go helper's
-    /// reader ends it, with a warning: at the end of the file without its
-    /// closing `}`, or at a member not preceded by a comma (the rest of
-    /// the document is then ignored).
+    /// An object. It ends where the Go helper's reader ends it, with a
+    /// warning: at the end of the file without its closing `}` (this one
+    /// and every one it is in; a member the end of the file cuts short is
+    /// dropped), at a `}` that cuts a member short (dropped too), or, for
+    /// the top-level one (`top`), at a member not preceded by a comma (the
+    /// rest of the document is then ignored).
     fn object(&mut self, top: bool) -> Result<Vec<Entry>, SyntaxError> {
         self.deeper()?;
         self.pos += 1;
@@ -178,7 +190,7 @@ impl Json<'_> {
         }
         loop {
             self.blank();
-            if top && self.byte().is_none() {
+            if self.byte().is_none() {
                 self.unclosed();
                 return Ok(entries);
             }
@@ -188,23 +200,10 @@ impl Json<'_> {
                     self.found()
                 )));
             }
-            let line = self.line;
-            let key = self.string()?;
-            self.blank();
-            if top && self.byte().is_none() {
-                self.unclosed();
-                return Ok(entries);
+            match self.member()? {
+                Member::Whole(entry) => entries.push(entry),
+                Member::Ended => return Ok(entries),
             }
-            self.expect(b':', "':' after the key")?;
-            self.blank();
-            let node = self.value()?;
-            entries.push(Entry {
-                key,
-                quoted: false,
-                labels: Vec::new(),
-                line,
-                node,
-            });
             self.blank();
             match self.byte() {
                 Some(b',') => {
@@ -218,7 +217,7 @@ impl Json<'_> {
                     self.depth -= 1;
                     return Ok(entries);
                 }
-                None if top => {
+                None => {
                     self.unclosed();
                     return Ok(entries);
                 }
@@ -240,6 +239,52 @@ impl Json<'_> {
         }
     }
 
+    /// A member, from its key: every string before the `:` is a key, as
+    /// in the Go helper's reader (`"a" "b": {...}` is `a` with the label
+    /// `b`, like HCL's `a "b" { ... }`). The end of the file or a `}`
+    /// before its value ends the object instead.
+    fn member(&mut self) -> Result<Member, SyntaxError> {
+        let line = self.line;
+        let key = self.string()?;
+        let mut labels = Vec::new();
+        loop {
+            self.blank();
+            match self.byte() {
+                None => {
+                    self.unclosed();
+                    return Ok(Member::Ended);
+                }
+                Some(b'"') => labels.push(self.string()?),
+                Some(b'}') => {
+                    self.cut_short();
+                    return Ok(Member::Ended);
+                }
+                Some(_) => break,
+            }
+        }
+        self.expect(b':', "':' after the key")?;
+        self.blank();
+        match self.byte() {
+            None => {
+                self.unclosed();
+                return Ok(Member::Ended);
+            }
+            Some(b'}') => {
+                self.cut_short();
+                return Ok(Member::Ended);
+            }
+            Some(_) => {}
+        }
+        let node = self.value()?;
+        Ok(Member::Whole(Entry {
+            key,
+            quoted: false,
+            labels,
+            line,
+            node,
+        }))
+    }
+
     /// Whether the text here starts a token the Go helper's JSON scanner
     /// reads without error (it reads one token past the last member before
     /// it stops; an illegal one is an error there).
@@ -259,13 +304,27 @@ impl Json<'_> {
         }
     }
 
-    /// The top-level object reached the end of the file unclosed.
-    fn unclosed(&mut self) {
-        self.depth -= 1;
+    /// A `}` where a member's `:` or value should be: the object ends
+    /// there without that member, as the Go helper's reader ends it.
+    fn cut_short(&mut self) {
         self.warnings.push((
             self.line,
-            "the JSON document ends without its closing '}': what was read is used, as the Go helper uses it".to_owned(),
+            "a member without its ':' or its value before '}' is dropped, as the Go helper drops it".to_owned(),
         ));
+        self.pos += 1;
+        self.depth -= 1;
+    }
+
+    /// An object reached the end of the file unclosed.
+    fn unclosed(&mut self) {
+        self.depth -= 1;
+        if !self.ended {
+            self.ended = true;
+            self.warnings.push((
+                self.line,
+                "the JSON document ends without its closing '}': what was read is used, as the Go helper uses it".to_owned(),
+            ));
+        }
     }
 
     fn array(&mut self) -> Result<Vec<Node>, SyntaxError> {
@@ -482,6 +541,24 @@ mod tests {
     }
 
     #[test]
+    fn strings_before_the_colon_are_labels() {
+        let e =
+            parse(r#"{"health_checks" "x": {"bind_port": 1}, "a" "b" "c": 2, "d": 3}"#).unwrap();
+        let labels: Vec<(&str, &[String])> = e
+            .iter()
+            .map(|e| (e.key.as_str(), e.labels.as_slice()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("health_checks", &["x".to_owned()][..]),
+                ("a", &["b".to_owned(), "c".to_owned()][..]),
+                ("d", &[][..])
+            ]
+        );
+    }
+
+    #[test]
     fn values() {
         let e = parse(
             r#"{"s": "a\"\\\/\b\f\n\r\tz\u00e9\ud83d\ude00", "i": -12, "f": 1.5e3, "t": true, "n": null, "o": {}, "l": []}"#,
@@ -510,7 +587,9 @@ mod tests {
             ("{\"a\": tru}", 1, 7, "expected a JSON value"),
             ("{\"a\": 1.}", 1, 9, "after '.'"),
             ("{\"a\": [1 2]}", 1, 10, "expected ',' or ']'"),
-            ("{\"a\": {\"b\": 1", 1, 14, "expected ',' or '}'"),
+            ("{\"a\": [1", 1, 9, "expected ',' or ']'"),
+            ("{\"a\": [{\"b\": 1", 1, 15, "expected ',' or ']'"),
+            ("{\"a\" \"b\" 1}", 1, 10, "expected ':' after the key"),
         ] {
             let e = error(text);
             assert_eq!((e.line, e.column), (line, column), "{text:?}: {e:?}");
@@ -544,6 +623,41 @@ mod tests {
         assert!(w[0].1.contains("ends without its closing '}'"), "{w:?}");
         let (e, _) = super::parse("{\"a\": 1,\n\"b\"").unwrap();
         assert_eq!(e.len(), 1);
+        // Nested objects end there too, warned once; a member cut short
+        // (its keys, or its ':' without a value) is dropped.
+        for cut in [
+            "{\"a\": 1,\n\"b\" \"c\"",
+            "{\"a\": 1,\n\"b\": ",
+            "{\"a\": 1,\n\"b\" \"c\": ",
+        ] {
+            let (e, w) = super::parse(cut).unwrap();
+            assert_eq!(e.len(), 1, "{cut:?}");
+            assert_eq!(w.len(), 1, "{cut:?}: {w:?}");
+        }
+        for cut in [
+            "{\"a\": 1, \"b\" }",
+            "{\"a\": 1, \"b\": }",
+            "{\"a\": 1, \"b\" \"c\"\n}",
+        ] {
+            let (e, w) = super::parse(cut).unwrap();
+            assert_eq!(e.len(), 1, "{cut:?}");
+            assert!(w[0].1.contains("is dropped"), "{cut:?}: {w:?}");
+        }
+        let (e, _) = super::parse("{\"a\": {\"b\" }, \"c\": 2}").unwrap();
+        assert!(
+            matches!(&e[0].node.value, Value::Object(b) if b.is_empty()),
+            "{e:?}"
+        );
+        assert_eq!(e[1].key, "c");
+        let (e, w) = super::parse("{\"a\": {\"b\": {\"c\": 1").unwrap();
+        let Value::Object(b) = &e[0].node.value else {
+            panic!()
+        };
+        assert!(
+            matches!(&b[0].node.value, Value::Object(c) if c.len() == 1),
+            "{e:?}"
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
         let (e, w) = super::parse("{\"a\": 1\n\"b\": 2}\n").unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(w.len(), 1, "{w:?}");
