@@ -249,31 +249,18 @@ impl Json<'_> {
         let mut labels = Vec::new();
         loop {
             self.blank();
-            match self.byte() {
-                None => {
-                    self.unclosed();
-                    return Ok(Member::Ended);
-                }
-                Some(b'"') => labels.push(self.string()?),
-                Some(b'}') => {
-                    self.cut_short();
-                    return Ok(Member::Ended);
-                }
-                Some(_) => break,
+            if self.ends_here() {
+                return Ok(Member::Ended);
             }
+            if self.byte() != Some(b'"') {
+                break;
+            }
+            labels.push(self.string()?);
         }
         self.expect(b':', "':' after the key")?;
         self.blank();
-        match self.byte() {
-            None => {
-                self.unclosed();
-                return Ok(Member::Ended);
-            }
-            Some(b'}') => {
-                self.cut_short();
-                return Ok(Member::Ended);
-            }
-            Some(_) => {}
+        if self.ends_here() {
+            return Ok(Member::Ended);
         }
         let node = self.value()?;
         Ok(Member::Whole(Entry {
@@ -304,15 +291,23 @@ impl Json<'_> {
         }
     }
 
-    /// A `}` where a member's `:` or value should be: the object ends
-    /// there without that member, as the Go helper's reader ends it.
-    fn cut_short(&mut self) {
-        self.warnings.push((
-            self.line,
-            "a member without its ':' or its value before '}' is dropped, as the Go helper drops it".to_owned(),
-        ));
-        self.pos += 1;
-        self.depth -= 1;
+    /// Whether the object ends here, in the middle of a member: at the
+    /// end of the file, or at a `}` where the member's `:` or value should
+    /// be (the member is dropped), as the Go helper's reader ends it.
+    fn ends_here(&mut self) -> bool {
+        match self.byte() {
+            None => self.unclosed(),
+            Some(b'}') => {
+                self.warnings.push((
+                    self.line,
+                    "a member without its ':' or its value before '}' is dropped, as the Go helper drops it".to_owned(),
+                ));
+                self.pos += 1;
+                self.depth -= 1;
+            }
+            Some(_) => return false,
+        }
+        true
     }
 
     /// An object reached the end of the file unclosed.
@@ -624,24 +619,20 @@ mod tests {
         let (e, _) = super::parse("{\"a\": 1,\n\"b\"").unwrap();
         assert_eq!(e.len(), 1);
         // Nested objects end there too, warned once; a member cut short
-        // (its keys, or its ':' without a value) is dropped.
-        for cut in [
-            "{\"a\": 1,\n\"b\" \"c\"",
-            "{\"a\": 1,\n\"b\": ",
-            "{\"a\": 1,\n\"b\" \"c\": ",
+        // (its keys, or its ':' without a value) by the end of the file or
+        // by a '}' is dropped.
+        for (cut, warned) in [
+            ("{\"a\": 1,\n\"b\" \"c\"", "ends without its closing '}'"),
+            ("{\"a\": 1,\n\"b\": ", "ends without its closing '}'"),
+            ("{\"a\": 1,\n\"b\" \"c\": ", "ends without its closing '}'"),
+            ("{\"a\": 1, \"b\" }", "is dropped"),
+            ("{\"a\": 1, \"b\": }", "is dropped"),
+            ("{\"a\": 1, \"b\" \"c\"\n}", "is dropped"),
         ] {
             let (e, w) = super::parse(cut).unwrap();
             assert_eq!(e.len(), 1, "{cut:?}");
             assert_eq!(w.len(), 1, "{cut:?}: {w:?}");
-        }
-        for cut in [
-            "{\"a\": 1, \"b\" }",
-            "{\"a\": 1, \"b\": }",
-            "{\"a\": 1, \"b\" \"c\"\n}",
-        ] {
-            let (e, w) = super::parse(cut).unwrap();
-            assert_eq!(e.len(), 1, "{cut:?}");
-            assert!(w[0].1.contains("is dropped"), "{cut:?}: {w:?}");
+            assert!(w[0].1.contains(warned), "{cut:?}: {w:?}");
         }
         let (e, _) = super::parse("{\"a\": {\"b\" }, \"c\": 2}").unwrap();
         assert!(
