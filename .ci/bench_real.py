@@ -12,7 +12,6 @@ total RSS and the agent's CPU over --rotation-secs of rotations.
 SPIRE is the tests' own deployment (spire-up, tests/fake-agent), so the
 tests and the benchmarks start it the same way. Run through .ci/bench-real.
 """
-import json
 import os
 import shutil
 import signal
@@ -23,6 +22,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+from spire_deployment import Deployment
 
 bin_dir, ours_bin, spire_up = sys.argv[1], os.path.abspath(sys.argv[2]), sys.argv[3]
 args = sys.argv[4:]
@@ -136,26 +137,14 @@ def fleet(n, marks):
 
 
 # === a trust domain: the tests' own SPIRE deployment (spire-up) ===
-deployment = subprocess.Popen(
-    [spire_up],
-    stdin=subprocess.PIPE,
-    stdout=subprocess.PIPE,
-    env={**os.environ, "SPIFFE_HELPER_SPIRE_LOG_LEVEL": "WARN"},
-    text=True,
-)
+deployment = Deployment(spire_up)
 try:
-    line = deployment.stdout.readline()
-    if not line:
-        sys.exit("bench-real: spire-up did not start SPIRE")
-    td = json.loads(line)
-    ssock, asock, node, agent_pid = td["server_socket"], td["agent_socket"], td["node_id"], td["agent_pid"]
+    td = deployment.info
+    ssock, asock, agent_pid = td["server_socket"], td["agent_socket"], td["agent_pid"]
     domain = td["trust_domain"]
 
     def entry(path, *extra):
-        out = cli(server_bin, "entry", "create", "-socketPath", ssock,
-                  "-parentID", node, "-spiffeID", f"spiffe://{domain}{path}",
-                  "-selector", f"unix:uid:{os.geteuid()}", *extra)
-        return next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Entry ID"))
+        return deployment.entry(server_bin, path, *extra)
 
     def served(id_):
         out = subprocess.run([agent_bin, "api", "fetch", "x509", "-socketPath", asock],
@@ -360,5 +349,4 @@ daemon_mode = {"true" if daemon else "false"}
         fleet(opts["fleet"], marks)
 finally:
     cleanup()
-    deployment.stdin.close()
-    deployment.wait(30)
+    deployment.stop()

@@ -11,7 +11,6 @@ the runs of .ci/bench against the fake Workload API. The list is every
 function callgrind saw, by its symbol name, sorted.
 """
 import glob
-import json
 import os
 import shutil
 import signal
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+from spire_deployment import Deployment
 
 bin_dir, helper, spire_up, bench, out_path = sys.argv[1:6]
 server_bin = os.path.join(bin_dir, "spire-server")
@@ -83,15 +84,10 @@ def daemon(name, agent_socket, port, extra, limit=180):
         sys.exit(f"hot-functions: {name} exited {p.returncode}")
 
 
-deployment = subprocess.Popen([spire_up], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "SPIFFE_HELPER_SPIRE_LOG_LEVEL": "WARN"})
+deployment = Deployment(spire_up)
 try:
-    td = json.loads(deployment.stdout.readline())
-    subprocess.run([server_bin, "entry", "create", "-socketPath", td["server_socket"],
-                    "-parentID", td["node_id"], "-spiffeID", f"spiffe://{td['trust_domain']}/hot",
-                    "-selector", f"unix:uid:{os.geteuid()}",
-                    "-x509SVIDTTL", "20", "-jwtSVIDTTL", "3600"], check=True, capture_output=True)
-    asock = td["agent_socket"]
+    deployment.entry(server_bin, "/hot", "-x509SVIDTTL", "20", "-jwtSVIDTTL", "3600")
+    asock = deployment.info["agent_socket"]
     # The entry reaches the agent within its sync interval: the one-shot
     # run waits for it (oneshot_max_wait).
     d = workdir("oneshot", asock, "daemon_mode = false\noneshot_max_wait = \"60s\"\n")
@@ -135,6 +131,5 @@ try:
         f.writelines(f"{n}\n" for n in sorted(names))
     print(f"hot-functions: {len(names)} functions in {out_path}")
 finally:
-    deployment.stdin.close()
-    deployment.wait(30)
+    deployment.stop()
     shutil.rmtree(work, ignore_errors=True)
