@@ -9,8 +9,10 @@ use super::tree::{floor_char_boundary, Entry, Node, SyntaxError, Value, MAX_DEPT
 pub type Warnings = Vec<(usize, String)>;
 
 /// The entries, and warnings (with their lines) for what the Go helper's
-/// reader accepts beyond RFC 8259: a comma before a closing `}` or `]`,
-/// and text after the document (ignored).
+/// reader accepts beyond RFC 8259 and is read here as it reads it (see
+/// docs/migrating.md): a comma before a closing `}` or `]`, text after the
+/// document (ignored), objects cut short by the end of the file, a `}` or
+/// a missing comma, and its way with lists (see [`Json::array`]).
 pub fn parse(text: &str) -> Result<(Vec<Entry>, Warnings), SyntaxError> {
     let mut p = Json {
         text,
@@ -22,6 +24,8 @@ pub fn parse(text: &str) -> Result<(Vec<Entry>, Warnings), SyntaxError> {
         warnings: Vec::new(),
         stopped: false,
         ended: false,
+        cut: false,
+        warned: Vec::new(),
     };
     p.blank();
     let top = if p.byte() == Some(b'{') {
@@ -71,6 +75,23 @@ struct Json<'a> {
     stopped: bool,
     /// The end of the file closed the open objects (warned once).
     ended: bool,
+    /// A `}` ended a list: the member holding the list is dropped and the
+    /// object it is in ends there (set by [`Json::array`], taken by
+    /// [`Json::member`]).
+    cut: bool,
+    /// The liberties of Go's list reading already warned about (once each
+    /// per document: a hostile file could repeat them a million times).
+    warned: Vec<Liberty>,
+}
+
+/// What the Go helper's reader accepts in a list beyond RFC 8259.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liberty {
+    NoComma,
+    EmptyElement,
+    Bool,
+    Nested,
+    MissingCommaInObject,
 }
 
 impl Json<'_> {
@@ -229,6 +250,14 @@ impl Json<'_> {
                     ));
                     return Ok(entries);
                 }
+                Some(_) if !top && self.skip_token() => {
+                    self.warn_once(
+                        Liberty::MissingCommaInObject,
+                        "a ',' is missing here: the Go helper ends the inner object at this point and skips the token that follows, and so does this one",
+                    );
+                    self.depth -= 1;
+                    return Ok(entries);
+                }
                 _ => {
                     return Err(self.error(format!(
                         "expected ',' or '}}' after an object member, found {}",
@@ -263,6 +292,16 @@ impl Json<'_> {
             return Ok(Member::Ended);
         }
         let node = self.value()?;
+        if std::mem::take(&mut self.cut) {
+            // The list's '}' ends this object.
+            self.warnings.push((
+                self.line,
+                "a list cut short by '}' is dropped with its key, and the '}' ends the object it is in, as the Go helper reads it".to_owned(),
+            ));
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(Member::Ended);
+        }
         Ok(Member::Whole(Entry {
             key,
             quoted: false,
@@ -276,19 +315,37 @@ impl Json<'_> {
     /// reads without error (it reads one token past the last member before
     /// it stops; an illegal one is an error there).
     fn next_token_scans(&mut self) -> bool {
-        let rest = &self.bytes[self.pos..];
-        match rest.first() {
-            Some(b'"') => {
-                let saved = (self.pos, self.line, self.line_start);
-                let ok = self.string().is_ok();
-                (self.pos, self.line, self.line_start) = saved;
-                ok
+        let saved = (self.pos, self.line, self.line_start);
+        let ok = self.skip_token();
+        (self.pos, self.line, self.line_start) = saved;
+        ok
+    }
+
+    /// Moves past one token as the Go helper's JSON scanner reads it; where
+    /// that scanner would report an error, stays and says false.
+    fn skip_token(&mut self) -> bool {
+        let saved = (self.pos, self.line, self.line_start);
+        let ok = match self.byte() {
+            Some(b'"') => self.string().is_ok(),
+            Some(b'-' | b'0'..=b'9') => self.number().is_ok(),
+            Some(b'{' | b'}' | b'[' | b']' | b':' | b',') => {
+                self.pos += 1;
+                true
             }
-            Some(b'{' | b'}' | b'[' | b']' | b':' | b',' | b'-' | b'0'..=b'9') => true,
-            _ => [&b"true"[..], b"false", b"null"]
-                .iter()
-                .any(|w| rest.starts_with(w)),
+            Some(b) if b.is_ascii_alphabetic() || b == b'_' => {
+                let word = self.bytes[self.pos..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+                    .count();
+                self.pos += word;
+                matches!(&self.text[saved.0..self.pos], "true" | "false" | "null")
+            }
+            _ => false,
+        };
+        if !ok {
+            (self.pos, self.line, self.line_start) = saved;
         }
+        ok
     }
 
     /// Whether the object ends here, in the middle of a member: at the
@@ -322,39 +379,98 @@ impl Json<'_> {
         }
     }
 
+    /// Warns of `liberty` at this line, the first time only.
+    fn warn_once(&mut self, liberty: Liberty, message: &str) {
+        if !self.warned.contains(&liberty) {
+            self.warned.push(liberty);
+            self.warnings.push((self.line, message.to_owned()));
+        }
+    }
+
+    /// A list, read as the Go helper's reader reads one, with a warning for
+    /// each liberty taken: elements need no ',' between them and a ','
+    /// more is skipped; `true` and `false` are dropped; a '[' is skipped
+    /// (lists do not nest there, so the first ']' ends the list). A '}'
+    /// ends the object the list is in (see [`Json::cut`]); the end of the
+    /// file and `null` are errors, as they are there.
     fn array(&mut self) -> Result<Vec<Node>, SyntaxError> {
         self.deeper()?;
         self.pos += 1;
         let mut items = Vec::new();
-        self.blank();
-        if self.byte() == Some(b']') {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(items);
-        }
+        // What came last: '[' (None), an element (true) or a ',' (false).
+        let mut last: Option<bool> = None;
         loop {
             self.blank();
-            items.push(self.value()?);
-            self.blank();
             match self.byte() {
-                Some(b',') => {
-                    self.pos += 1;
-                    if self.trailing_comma(b']') {
-                        return Ok(items);
-                    }
-                }
                 Some(b']') => {
+                    if last == Some(false) {
+                        self.warnings.push((
+                            self.line,
+                            "a comma before ']' is not JSON; it is accepted, as the Go helper accepts it".to_owned(),
+                        ));
+                    }
                     self.pos += 1;
                     self.depth -= 1;
                     return Ok(items);
                 }
-                _ => {
+                Some(b'}') => {
+                    self.depth -= 1;
+                    self.cut = true;
+                    return Ok(items);
+                }
+                Some(b',') => {
+                    if last != Some(true) {
+                        self.warn_once(
+                            Liberty::EmptyElement,
+                            "a ',' with no list element before it is skipped, as the Go helper skips it",
+                        );
+                    }
+                    self.pos += 1;
+                    last = Some(false);
+                    continue;
+                }
+                Some(b'[') => {
+                    self.warn_once(
+                        Liberty::Nested,
+                        "a '[' inside a list is skipped, as the Go helper skips it: lists do not nest there, and the first ']' ends the list",
+                    );
+                    self.pos += 1;
+                    continue;
+                }
+                None => {
+                    return Err(self.error(
+                        "expected a list element or ']', found the end of the file".to_owned(),
+                    ))
+                }
+                Some(b'n') => {
+                    return Err(self.error(
+                        "null cannot be a list element (the Go helper refuses it too)".to_owned(),
+                    ))
+                }
+                Some(b't' | b'f') => {
+                    self.value()?;
+                    self.warn_once(
+                        Liberty::Bool,
+                        "true and false in a list are dropped, as the Go helper drops them",
+                    );
+                }
+                Some(b'{' | b'"' | b'-' | b'0'..=b'9') => {
+                    if last == Some(true) {
+                        self.warn_once(
+                            Liberty::NoComma,
+                            "list elements without a ',' between them are read, as the Go helper reads them",
+                        );
+                    }
+                    items.push(self.value()?);
+                }
+                Some(_) => {
                     return Err(self.error(format!(
-                        "expected ',' or ']' after an array element, found {}",
+                        "expected a list element, ',' or ']', found {}",
                         self.found()
                     )))
                 }
             }
+            last = Some(true);
         }
     }
 
@@ -581,9 +697,21 @@ mod tests {
             ("{\"a\": \"\\ud800\"}", 1, 14, "low surrogate"),
             ("{\"a\": tru}", 1, 7, "expected a JSON value"),
             ("{\"a\": 1.}", 1, 9, "after '.'"),
-            ("{\"a\": [1 2]}", 1, 10, "expected ',' or ']'"),
-            ("{\"a\": [1", 1, 9, "expected ',' or ']'"),
-            ("{\"a\": [{\"b\": 1", 1, 15, "expected ',' or ']'"),
+            ("{\"a\": [1", 1, 9, "expected a list element or ']'"),
+            (
+                "{\"a\": [{\"b\": 1",
+                1,
+                15,
+                "expected a list element or ']'",
+            ),
+            ("{\"a\": [1, null]}", 1, 11, "null cannot be a list element"),
+            (
+                "{\"a\": [1, :]}",
+                1,
+                11,
+                "expected a list element, ',' or ']'",
+            ),
+            ("{\"a\": {\"b\": 1 = 2}}", 1, 15, "expected ',' or '}'"),
             ("{\"a\" \"b\" 1}", 1, 10, "expected ':' after the key"),
         ] {
             let e = error(text);
@@ -666,9 +794,92 @@ mod tests {
     }
 
     #[test]
+    fn lists_are_read_as_the_go_helper_reads_them() {
+        let ints = |n: &Node| -> Vec<String> {
+            let Value::List(items) = &n.value else {
+                panic!("{n:?}")
+            };
+            items
+                .iter()
+                .map(|i| match &i.value {
+                    Value::Int(t) => t.clone(),
+                    Value::Object(o) => format!("{{{}}}", o.len()),
+                    v => panic!("{v:?}"),
+                })
+                .collect()
+        };
+        // Commas are optional and repeatable, true and false dropped, a '['
+        // skipped (the first ']' ends the list); each warned once.
+        for (text, read, warnings) in [
+            ("{\"a\": [1 2 3]}", &["1", "2", "3"][..], 1),
+            ("{\"a\": [,1,,2,]}", &["1", "2"][..], 2),
+            ("{\"a\": [1, true, false, 2]}", &["1", "2"][..], 1),
+            ("{\"a\": [[1, [2]}", &["1", "2"][..], 1),
+            ("{\"a\": [{} {\"b\": 1}]}", &["{0}", "{1}"][..], 1),
+        ] {
+            let (e, w) = super::parse(text).unwrap();
+            assert_eq!(ints(&e[0].node), read, "{text:?}");
+            assert_eq!(w.len(), warnings, "{text:?}: {w:?}");
+        }
+        // '[[1], [2]]': the first ']' ends the list, and ', [' is no member.
+        assert!(super::parse("{\"a\": [[1], [2]]}").is_err());
+        // A '}' in a list ends the object the list is in; the list and its
+        // key are dropped and reading goes on after the '}'.
+        let (e, w) = super::parse("{\"h\": {\"x\": 1, \"a\": [1, }, \"b\": 2}").unwrap();
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["h", "b"]);
+        assert!(matches!(&e[0].node.value, Value::Object(o) if o.len() == 1 && o[0].key == "x"));
+        assert!(w[0].1.contains("list cut short by '}'"), "{w:?}");
+        let (e, _) = super::parse("{\"a\": 1, \"b\": [2\n}").unwrap();
+        assert_eq!(e.len(), 1);
+        // In an object in a list, that object ends and the list goes on.
+        let (e, _) = super::parse("{\"a\": [{\"b\": [1 }, 2], \"c\": 3}").unwrap();
+        assert_eq!(ints(&e[0].node), ["{0}", "2"]);
+        assert_eq!(e[1].key, "c");
+    }
+
+    #[test]
+    fn an_inner_object_missing_a_comma_ends_where_the_go_helper_ends_it() {
+        // The token after the member is skipped and the object ends; the
+        // object around it goes on from there (and the '}' written for the
+        // inner one closes it).
+        let (e, w) = super::parse("{\"h\": {\"a\": 1 ] , \"b\": 2}, \"c\": 3}").unwrap();
+        let Value::Object(h) = &e[0].node.value else {
+            panic!("{e:?}")
+        };
+        assert_eq!(h.len(), 1);
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["h", "b"]);
+        assert!(w[0].1.contains("ends the inner object"), "{w:?}");
+        // Here the skipped token is "b", so the top level then meets ':'
+        // and stops there.
+        let (e, w) = super::parse("{\"h\": {\"a\": 1 \"b\": 2}, \"c\": 3}").unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(w.len(), 2, "{w:?}");
+        // Each object that ends so skips one token (warned once).
+        let (e, w) = super::parse("{\"h\": {\"i\": {\"a\": 1 ] ] , \"c\": 3}").unwrap();
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["h", "c"]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        // What Go's scanner cannot read there is an error.
+        for bad in [
+            "{\"h\": {\"a\": 1 # x}}",
+            "{\"h\": {\"a\": 1 nope}}",
+            "{\"h\": {\"a\": 1 01}}",
+        ] {
+            assert!(super::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn nesting_is_bounded_and_large_documents_are_linear() {
-        let deep = format!("{{\"a\": {}", "[".repeat(100_000));
+        let deep = format!("{{\"a\": {}", "{\"a\": ".repeat(100_000));
         assert!(error(&deep).message.contains("more than 64 levels"));
+        // Lists do not nest: a million '[' are skipped, warned once.
+        let flat = format!("{{\"a\": {}1]}}", "[".repeat(1_000_000));
+        let (e, w) = super::parse(&flat).unwrap();
+        assert!(matches!(&e[0].node.value, Value::List(l) if l.len() == 1));
+        assert_eq!(w.len(), 1, "{w:?}");
         // 80,000 keys: each line found in passing, not by a search.
         let body: Vec<String> = (0..80_000).map(|i| format!("\"k{i}\": {i}")).collect();
         let text = format!("{{\n{}\n}}", body.join(",\n"));

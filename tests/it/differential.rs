@@ -574,15 +574,9 @@ async fn run_seed(go_helper: &Path, seed: u64, cases: u64, socket: &str) -> Vec<
     failures
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn generated_configurations_behave_as_the_go_helper() {
-    let test = "generated_configurations_behave_as_the_go_helper";
-    let Some(bins) = binaries(test) else {
-        return;
-    };
-    for (name, why) in DELIBERATE {
-        assert!(!name.is_empty() && !why.is_empty());
-    }
+/// The fake agent both helpers read from: an X.509 SVID with the hint
+/// `main`, a JWT-SVID for any audience and the JWT bundle.
+async fn agent() -> (tempfile::TempDir, FakeWorkloadApi) {
     let agent_dir = short_tempdir("dagent");
     let api = FakeWorkloadApi::start_at(&agent_dir.path().join("a.sock")).await;
     let pki = Pki::new();
@@ -594,6 +588,105 @@ async fn generated_configurations_behave_as_the_go_helper() {
         Duration::from_secs(3600),
     );
     api.set_jwt_bundles(vec![("example.org".into(), pki.jwt.jwks_json())]);
+    (agent_dir, api)
+}
+
+/// JSON the Go helper's reader takes beyond RFC 8259 (docs/migrating.md),
+/// each run by both helpers: the same outcome, and the one this table
+/// expects (whether the run succeeds, and the certificate's mode, which
+/// says whether the `cert_file_mode` after the odd part was read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_the_go_helper_reads_beyond_the_standard_is_read_alike() {
+    let Some(bins) = binaries("json_the_go_helper_reads_beyond_the_standard_is_read_alike") else {
+        return;
+    };
+    let (_agent_dir, api) = agent().await;
+    let socket = api.socket_path().display().to_string();
+    let head = format!(
+        r#"{{"agent_address": "{socket}", "cert_dir": "certs", "svid_file_name": "s.pem", "svid_key_file_name": "k.pem", "svid_bundle_file_name": "b.pem""#
+    );
+    // (the rest of the document, whether it runs, the certificate's mode)
+    let cases: &[(&str, bool, u32)] = &[
+        // A list cut short by '}': the key is dropped, the object ends.
+        (", \"cert_file_mode\": [384\n}", true, 0o644),
+        (
+            r#", "health_checks": {"x": [1, }, "cert_file_mode": 384}"#,
+            true,
+            0o600,
+        ),
+        (
+            r#", "health_checks": {"x": [{"a": [1 }, 2]}, "cert_file_mode": 384}"#,
+            true,
+            0o600,
+        ),
+        // Commas optional and repeatable, booleans dropped, '[' skipped.
+        (
+            r#", "health_checks": {"x": [1 2 [3 true], "y": 1}, "cert_file_mode": 384}"#,
+            true,
+            0o600,
+        ),
+        (
+            r#", "health_checks": {"x": [,1,,2,]}, "cert_file_mode": 384}"#,
+            true,
+            0o600,
+        ),
+        // A missing comma in an inner object: it ends, one token skipped,
+        // and the document goes on from there or stops.
+        (
+            r#", "health_checks": {"y": 1 ] , "cert_file_mode": 384}"#,
+            true,
+            0o600,
+        ),
+        (
+            r#", "health_checks": {"y": 1 "z": 2}, "cert_file_mode": 384}"#,
+            true,
+            0o644,
+        ),
+        (
+            r#", "health_checks": {"y": 1 "z" }, "cert_file_mode": 384}"#,
+            true,
+            0o644,
+        ),
+        // Errors in both.
+        (r#", "health_checks": {"x": [1, null]}}"#, false, 0),
+        (r#", "health_checks": {"x": [1"#, false, 0),
+        (r#", "health_checks": {"y": 1 = }}"#, false, 0),
+        (r#", "health_checks": {"y": 1 nope}}"#, false, 0),
+    ];
+    let mut failures = Vec::new();
+    for (rest, runs, mode) in cases {
+        let text = format!("{head}{rest}");
+        let go = run(&bins.go_helper, &text, &socket).await;
+        let ours = run(&bin(), &text, &socket).await;
+        let d = differences(&go, &ours);
+        let our_mode = ours.files.get("certs/s.pem").map(|(m, _)| *m);
+        let expected = if *runs {
+            (Some(0), Some(*mode))
+        } else {
+            (Some(1), None)
+        };
+        if !d.is_empty() || (ours.code, our_mode) != expected {
+            failures.push(format!(
+                "{text}\n  differences: {d:?}\n  ours: exit {:?}, certificate mode {:?}; expected {expected:?} (modes in decimal)\n  ours said: {}",
+                ours.code,
+                our_mode,
+                ours.stderr.lines().last().unwrap_or_default()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_configurations_behave_as_the_go_helper() {
+    let test = "generated_configurations_behave_as_the_go_helper";
+    let Some(bins) = binaries(test) else {
+        return;
+    };
+    for (name, why) in DELIBERATE {
+        assert!(!name.is_empty() && !why.is_empty());
+    }
+    let (_agent_dir, api) = agent().await;
     let socket = api.socket_path().display().to_string();
 
     let cases: u64 = std::env::var("SPIFFE_HELPER_DIFF_CASES")
