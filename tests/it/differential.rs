@@ -13,7 +13,9 @@
 //! It runs `SPIFFE_HELPER_DIFF_CASES` cases (default 120) for a fixed seed
 //! and as many for a seed that changes per run, printed so that a failure
 //! can be replayed with `SPIFFE_HELPER_DIFF_SEED=<seed>`. To run longer:
-//! `SPIFFE_HELPER_DIFF_CASES=5000 cargo test --test it -- differential:: --nocapture`.
+//! `SPIFFE_HELPER_DIFF_CASES=5000 cargo test --test it -- differential:: --nocapture`;
+//! harsher, with every case mutated three times:
+//! `SPIFFE_HELPER_DIFF_MUTATIONS=3`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -341,16 +343,29 @@ fn case_text(seed: u64, n: u64, socket: &str) -> String {
         rng: fastrand::Rng::with_seed(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ n),
     };
     let conf = generate(&mut g, socket);
-    let text = if g.chance(0.25) {
+    let mut text = if g.chance(0.25) {
         json(&mut g, &conf)
     } else {
         hcl(&mut g, &conf)
     };
-    if g.chance(0.3) {
-        mutate(&mut g, &text)
-    } else {
-        text
+    match harsher() {
+        Some(n) => {
+            for _ in 0..n {
+                text = mutate(&mut g, &text);
+            }
+        }
+        None if g.chance(0.3) => text = mutate(&mut g, &text),
+        None => {}
     }
+    text
+}
+
+/// `SPIFFE_HELPER_DIFF_MUTATIONS=N`: every case mutated N times, to look
+/// for differences further from the configurations people write.
+fn harsher() -> Option<u32> {
+    std::env::var("SPIFFE_HELPER_DIFF_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }
 
 // === running and comparing ===
