@@ -791,7 +791,13 @@ health_checks {
 }"#,
         )
         .unwrap();
-        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        // The one warning: the Go helper cannot read jwt_svids from JSON.
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert!(
+            l.warnings[0].starts_with("helper.conf line 3: the Go helper cannot read jwt_svids"),
+            "{:?}",
+            l.warnings
+        );
         let c = l.config;
         assert_eq!(c.jwt_svids[0].file.path, PathBuf::from("certs/t"));
         assert!(!c.daemon_mode);

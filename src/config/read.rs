@@ -811,9 +811,23 @@ impl Report {
                     Some(e.line),
                     "this jwt_svids block is empty: it configures no JWT-SVID, as the Go helper reads it".to_owned(),
                 ),
-                Value::Object(_) => objects.push(&e.node),
+                Value::Object(_) => {
+                    if e.labels.is_empty() && self.format == Format::Hcl {
+                        self.warn(
+                            Some(e.line),
+                            "this jwt_svids object is read as one entry, but the Go helper loses its fields and refuses the file; jwt_svids = [{ ... }] is read by both".to_owned(),
+                        );
+                    }
+                    objects.push(&e.node);
+                }
                 _ => self.type_error("jwt_svids", &e.node, "a list of objects"),
             }
+        }
+        if self.format == Format::Json && !objects.is_empty() {
+            self.warn(
+                given.first().map(|e| e.line),
+                "the Go helper cannot read jwt_svids from a JSON document (it loses their fields and refuses the file); this one reads them".to_owned(),
+            );
         }
         let mut out = Vec::new();
         for (i, node) in objects.into_iter().enumerate() {
@@ -1192,8 +1206,10 @@ mod tests {
 
     #[test]
     fn other_hcl_v1_forms() {
-        // Repeated blocks and a single object for jwt_svids; health_checks as an attribute.
-        let c = ok(r#"
+        // Repeated blocks and a single object for jwt_svids (each warned:
+        // the Go helper loses their fields); health_checks as an attribute.
+        let l = load_text(
+            r#"
 jwt_svids {
   jwt_audience = "a"
   jwt_svid_file_name = "a.token"
@@ -1203,12 +1219,24 @@ jwt_svids {
   jwt_svid_file_name = "b.token"
 }
 health_checks = { listener_enabled = true }
-"#);
+"#,
+        )
+        .unwrap();
+        let c = l.config;
         assert_eq!(c.jwt_svids.len(), 2);
         assert_eq!(c.jwt_svids[1].audience, "b");
         assert!(c.health.listener_enabled);
-        let c = ok("jwt_svids = { jwt_audience = \"a\", jwt_svid_file_name = \"t\" }\n");
-        assert_eq!(c.jwt_svids.len(), 1);
+        let lines: Vec<&str> = l.warnings.iter().map(|w| &w[..20]).collect();
+        assert_eq!(lines, ["helper.conf line 2: ", "helper.conf line 6: "]);
+        assert!(
+            l.warnings[0].contains("the Go helper loses its fields"),
+            "{:?}",
+            l.warnings
+        );
+        let l = load_text("jwt_svids = { jwt_audience = \"a\", jwt_svid_file_name = \"t\" }\n")
+            .unwrap();
+        assert_eq!(l.config.jwt_svids.len(), 1);
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
         // HCL v1 reads a number into a string key as its text.
         let c = ok("jwt_bundle_file_name = 12\n");
         assert_eq!(c.jwt_bundle.unwrap().path, PathBuf::from("12"));

@@ -44,6 +44,7 @@ const DELIBERATE: &[(&str, &str)] = &[
     ("confinement", "an output name that leaves cert_dir, names it, or writes another output's file is refused at load; Go writes it"),
     ("failed_run_writes_nothing", "a failed one-shot run writes nothing; Go has written some files before it fails"),
     ("stricter_at_load", "refused at load where Go runs on: a trust domain, signal or argument Go only notices later"),
+    ("jwt_svids_object", "jwt_svids as an unlabelled block or a single object is read here, with a warning; Go's decoder loses its fields and refuses the file"),
 ];
 
 /// What one helper did with one configuration.
@@ -527,6 +528,16 @@ fn explain(go: &Outcome, ours: &Outcome) -> Option<&'static str> {
     }
     if refused(&["cmd_args", "renew_signal", "a safe file name"]) && go.code == Some(0) {
         return Some("stricter_at_load");
+    }
+    if go.code == Some(1)
+        && go
+            .stderr
+            .contains("'jwt_file_name' is required in 'jwt_svids'")
+        && ours.code == Some(0)
+        && ours.stderr.contains("jwt_svids")
+        && ours.stderr.contains("refuses the file")
+    {
+        return Some("jwt_svids_object");
     }
     if go.code.is_some_and(|c| c != 0) && ours.code.is_some_and(|c| c != 0) && ours.files.is_empty()
     {
