@@ -79,12 +79,13 @@ struct Json<'a> {
     /// object it is in ends there (set by [`Json::array`], taken by
     /// [`Json::member`]).
     cut: bool,
-    /// The liberties of Go's list reading already warned about (once each
-    /// per document: a hostile file could repeat them a million times).
+    /// The liberties already warned about (once each per document: a
+    /// file could repeat them a million times).
     warned: Vec<Liberty>,
 }
 
-/// What the Go helper's reader accepts in a list beyond RFC 8259.
+/// What the Go helper's reader accepts beyond RFC 8259 in a list, or in
+/// an inner object, warned about once per document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Liberty {
     NoComma,
