@@ -84,6 +84,14 @@ struct Json<'a> {
     warned: Vec<Liberty>,
 }
 
+/// What a list reader read last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    Open,
+    Element,
+    Comma,
+}
+
 /// What the Go helper's reader accepts beyond RFC 8259 in a list, or in
 /// an inner object, warned about once per document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,22 +192,27 @@ impl Json<'_> {
         }
         self.pos += 1;
         self.depth -= 1;
+        self.warn_trailing_comma(comma_line, close);
+        true
+    }
+
+    fn warn_trailing_comma(&mut self, line: usize, close: u8) {
         self.warnings.push((
-            comma_line,
+            line,
             format!(
                 "a comma before '{}' is not JSON; it is accepted, as the Go helper accepts it",
                 char::from(close)
             ),
         ));
-        true
     }
 
     /// An object. It ends where the Go helper's reader ends it, with a
     /// warning: at the end of the file without its closing `}` (this one
     /// and every one it is in; a member the end of the file cuts short is
-    /// dropped), at a `}` that cuts a member short (dropped too), or, for
-    /// the top-level one (`top`), at a member not preceded by a comma (the
-    /// rest of the document is then ignored).
+    /// dropped), at a `}` that cuts a member short (dropped too, also when
+    /// the `}` is inside its list), or at a member not followed by a comma:
+    /// for the top-level one (`top`) the rest of the document is then
+    /// ignored, for an inner one the token after the member is skipped.
     fn object(&mut self, top: bool) -> Result<Vec<Entry>, SyntaxError> {
         self.deeper()?;
         self.pos += 1;
@@ -294,13 +307,9 @@ impl Json<'_> {
         }
         let node = self.value()?;
         if std::mem::take(&mut self.cut) {
-            // The list's '}' ends this object.
-            self.warnings.push((
-                self.line,
-                "a list cut short by '}' is dropped with its key, and the '}' ends the object it is in, as the Go helper reads it".to_owned(),
-            ));
-            self.pos += 1;
-            self.depth -= 1;
+            self.end_at_brace(
+                "a list cut short by '}' is dropped with its key, and the '}' ends the object it is in, as the Go helper reads it",
+            );
             return Ok(Member::Ended);
         }
         Ok(Member::Whole(Entry {
@@ -355,17 +364,19 @@ impl Json<'_> {
     fn ends_here(&mut self) -> bool {
         match self.byte() {
             None => self.unclosed(),
-            Some(b'}') => {
-                self.warnings.push((
-                    self.line,
-                    "a member without its ':' or its value before '}' is dropped, as the Go helper drops it".to_owned(),
-                ));
-                self.pos += 1;
-                self.depth -= 1;
-            }
+            Some(b'}') => self.end_at_brace(
+                "a member without its ':' or its value before '}' is dropped, as the Go helper drops it",
+            ),
             Some(_) => return false,
         }
         true
+    }
+
+    /// The object ends at this `}`, which cut a member short (`why`).
+    fn end_at_brace(&mut self, why: &str) {
+        self.warnings.push((self.line, why.to_owned()));
+        self.pos += 1;
+        self.depth -= 1;
     }
 
     /// An object reached the end of the file unclosed.
@@ -398,17 +409,13 @@ impl Json<'_> {
         self.deeper()?;
         self.pos += 1;
         let mut items = Vec::new();
-        // What came last: '[' (None), an element (true) or a ',' (false).
-        let mut last: Option<bool> = None;
+        let mut last = Last::Open;
         loop {
             self.blank();
             match self.byte() {
                 Some(b']') => {
-                    if last == Some(false) {
-                        self.warnings.push((
-                            self.line,
-                            "a comma before ']' is not JSON; it is accepted, as the Go helper accepts it".to_owned(),
-                        ));
+                    if last == Last::Comma {
+                        self.warn_trailing_comma(self.line, b']');
                     }
                     self.pos += 1;
                     self.depth -= 1;
@@ -420,14 +427,14 @@ impl Json<'_> {
                     return Ok(items);
                 }
                 Some(b',') => {
-                    if last != Some(true) {
+                    if last != Last::Element {
                         self.warn_once(
                             Liberty::EmptyElement,
                             "a ',' with no list element before it is skipped, as the Go helper skips it",
                         );
                     }
                     self.pos += 1;
-                    last = Some(false);
+                    last = Last::Comma;
                     continue;
                 }
                 Some(b'[') => {
@@ -456,7 +463,7 @@ impl Json<'_> {
                     );
                 }
                 Some(b'{' | b'"' | b'-' | b'0'..=b'9') => {
-                    if last == Some(true) {
+                    if last == Last::Element {
                         self.warn_once(
                             Liberty::NoComma,
                             "list elements without a ',' between them are read, as the Go helper reads them",
@@ -471,7 +478,7 @@ impl Json<'_> {
                     )))
                 }
             }
-            last = Some(true);
+            last = Last::Element;
         }
     }
 
