@@ -39,8 +39,9 @@
 
 use std::borrow::Cow;
 
+use super::escape;
 use super::tree::{
-    floor_char_boundary, quote, shorten, Entry, Node, SyntaxError, Value, MAX_DEPTH,
+    floor_char_boundary, quote, shorten, Entry, Node, SyntaxError, Value, MAX_DEPTH, NOT_UTF8,
 };
 
 /// The entries of a file and the warnings about its syntax.
@@ -86,6 +87,9 @@ struct Pos {
 enum Kind {
     Ident(String),
     Str(String),
+    /// A string only the Go helper's scanner accepts (see
+    /// [`Value::Undecodable`]): where and why.
+    Undecodable(SyntaxError),
     Heredoc(String),
     Number(String),
     Float(String),
@@ -106,6 +110,7 @@ impl Kind {
         match self {
             Kind::Ident(w) => format!("the word {}", quote(w)),
             Kind::Str(s) => format!("the string {}", quote(s)),
+            Kind::Undecodable(_) => "a string".to_owned(),
             Kind::Heredoc(_) => "a heredoc".to_owned(),
             Kind::Number(n) | Kind::Float(n) => format!("the number {}", shorten(n)),
             Kind::Bool(b) => format!("{b}"),
@@ -272,7 +277,7 @@ impl<'a> Lexer<'a> {
                     _ => Kind::Assign,
                 }
             }
-            '"' => Kind::Str(self.string(at)?),
+            '"' => self.string(at)?,
             '<' => Kind::Heredoc(self.heredoc(at)?),
             '0'..='9' => self.number(at)?,
             '-' | '.' if next_is_digit => self.number(at)?,
@@ -374,10 +379,12 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// A quoted string, from its opening quote: its value.
-    fn string(&mut self, at: Pos) -> Result<String, SyntaxError> {
+    /// A quoted string, from its opening quote: its value, or why it
+    /// cannot be decoded (see [`Value::Undecodable`]).
+    fn string(&mut self, at: Pos) -> Result<Kind, SyntaxError> {
         self.pos += 1;
         let mut out: Vec<u8> = Vec::new();
+        let mut problem = None;
         // Depth inside a `${ }` section, copied as written.
         let mut braces = 0usize;
         loop {
@@ -407,7 +414,7 @@ impl<'a> Lexer<'a> {
                     continue;
                 }
                 '\\' => {
-                    self.escape(&mut out, braces > 0)?;
+                    self.escape(&mut out, braces > 0, &mut problem)?;
                     continue;
                 }
                 '{' if braces > 0 => braces += 1,
@@ -422,123 +429,47 @@ impl<'a> Lexer<'a> {
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             self.pos += c.len_utf8();
         }
-        String::from_utf8(out).map_err(|_| {
-            self.error(
-                at,
-                "the string is not UTF-8 text once its \\x or octal escapes are applied".to_owned(),
-            )
+        if let Some(problem) = problem {
+            return Ok(Kind::Undecodable(problem));
+        }
+        Ok(match String::from_utf8(out) {
+            Ok(s) => Kind::Str(s),
+            Err(_) => Kind::Undecodable(self.error(at, NOT_UTF8.to_owned())),
         })
     }
 
     /// One escape, from its backslash: its bytes go to `out`, decoded, or
-    /// as written when `raw` (inside `${ }`).
-    fn escape(&mut self, out: &mut Vec<u8>, raw: bool) -> Result<(), SyntaxError> {
+    /// as written when `raw` (inside `${ }`). What the Go helper's scanner
+    /// refuses is an error; what only its decoder refuses goes to
+    /// `problem` (the first one is kept).
+    fn escape(
+        &mut self,
+        out: &mut Vec<u8>,
+        raw: bool,
+        problem: &mut Option<SyntaxError>,
+    ) -> Result<(), SyntaxError> {
         let at = self.here();
         let start = self.pos;
-        self.pos += 1;
-        let Some(c) = self.peek_char() else {
-            return Err(self.error(at, "string not terminated after a backslash".to_owned()));
-        };
-        if let Some(b) = simple_escape(c) {
-            self.pos += 1;
-            if raw {
-                out.extend_from_slice(&self.bytes[start..self.pos]);
-            } else {
-                out.push(b);
-            }
-            return Ok(());
-        }
-        let (skip, digits, radix) = self.numeric_escape_form(at, c)?;
-        let from = self.pos + skip;
-        let text = self
-            .bytes
-            .get(from..from + digits)
-            .filter(|d| d.iter().all(|&b| char::from(b).is_digit(radix)));
-        let Some(text) = text else {
-            return Err(self.error(
-                at,
-                format!(
-                    "invalid escape \\{c}: it needs {digits} {} digits",
-                    if radix == 8 { "octal" } else { "hexadecimal" }
-                ),
-            ));
-        };
-        let value = text.iter().fold(0u32, |v, &b| {
-            v * radix + char::from(b).to_digit(radix).unwrap_or(0)
-        });
+        let e = escape::read(&self.text[start + 1..]).map_err(|e| self.error(at, e.to_string()))?;
+        self.pos = start + 1 + e.len;
         if raw {
-            out.extend_from_slice(&self.bytes[start..from + digits]);
-        } else {
-            self.push_escaped(at, c, text, value, out)?;
-        }
-        self.pos = from + digits;
-        Ok(())
-    }
-
-    /// How a numeric escape is written: (letters after the backslash's
-    /// letter, digits, radix); an error for anything else.
-    fn numeric_escape_form(&self, at: Pos, c: char) -> Result<(usize, usize, u32), SyntaxError> {
-        match c {
-            '0'..='7' => Ok((0, 3, 8)),
-            'x' => Ok((1, 2, 16)),
-            'u' => Ok((1, 4, 16)),
-            'U' => Ok((1, 8, 16)),
-            '\n' => Err(self.error(
-                at,
-                "a backslash at the end of a line: a string must end on the line it starts on"
-                    .to_owned(),
-            )),
-            _ => Err(self.error(
-                at,
-                format!(
-                    "invalid escape \\{} in a string: the escapes are \\n \\t \\r \\\" \\\\ \\a \\b \\f \\v, \\NNN (octal), \\xNN, \\uNNNN and \\UNNNNNNNN",
-                    if c.is_control() {
-                        format!("{c:?}")
-                    } else {
-                        c.to_string()
-                    }
-                ),
-            )),
-        }
-    }
-
-    /// The decoded value of a numeric escape (`text` its digits): one byte
-    /// for `\x` and octal, as in Go (several may make up a UTF-8
-    /// character), a character for `\u` and `\U`.
-    fn push_escaped(
-        &self,
-        at: Pos,
-        c: char,
-        text: &[u8],
-        value: u32,
-        out: &mut Vec<u8>,
-    ) -> Result<(), SyntaxError> {
-        if matches!(c, 'x' | '0'..='7') {
-            let Ok(b) = u8::try_from(value) else {
-                return Err(self.error(
-                    at,
-                    format!(
-                        "octal escape \\{} is above \\377",
-                        String::from_utf8_lossy(text)
-                    ),
-                ));
-            };
-            out.push(b);
+            out.extend_from_slice(&self.bytes[start..self.pos]);
             return Ok(());
         }
-        if value > 0x10_ffff {
-            return Err(self.error(
-                at,
-                format!(
-                    "escape \\U{} is beyond the last Unicode character",
-                    String::from_utf8_lossy(text)
-                ),
-            ));
-        }
-        // A surrogate becomes U+FFFD, as Go's encoder makes it.
-        let ch = char::from_u32(value).unwrap_or('\u{fffd}');
-        let mut buf = [0; 4];
-        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+        let why = match e.push(out) {
+            Ok(Some(())) => return Ok(()),
+            Err(why) => why,
+            Ok(None) if e.value > 0x10_ffff => format!(
+                "the escape \\U{} is beyond the last Unicode character",
+                e.digits
+            ),
+            // A surrogate becomes U+FFFD, as Go's encoder makes it.
+            Ok(None) => {
+                escape::push_char('\u{fffd}', out);
+                return Ok(());
+            }
+        };
+        problem.get_or_insert_with(|| self.error(at, why));
         Ok(())
     }
 
@@ -721,6 +652,8 @@ impl Parser<'_> {
             match t.kind {
                 Kind::Ident(k) => keys.push((k, false, t.at)),
                 Kind::Str(k) => keys.push((k, true, t.at)),
+                // The Go helper stops on it too (decoding its keys).
+                Kind::Undecodable(e) => return Err(e),
                 Kind::Assign => {
                     if keys.is_empty() {
                         return Err(self.error(t.at, "expected a key before '='".to_owned()));
@@ -786,6 +719,7 @@ impl Parser<'_> {
         let line = t.at.line;
         let value = match t.kind {
             Kind::Str(s) | Kind::Heredoc(s) => Value::Str(s),
+            Kind::Undecodable(e) => Value::Undecodable(e.message),
             Kind::Number(n) => Value::Int(n),
             Kind::Float(f) => Value::Float(f),
             Kind::Bool(b) => Value::Bool(b),
@@ -851,22 +785,6 @@ impl Parser<'_> {
         self.depth -= 1;
         Ok(items)
     }
-}
-
-/// The byte of a one-letter escape (`\n`, `\"`...), if `c` is one.
-fn simple_escape(c: char) -> Option<u8> {
-    Some(match c {
-        'a' => 0x07,
-        'b' => 0x08,
-        'f' => 0x0c,
-        'n' => b'\n',
-        'r' => b'\r',
-        't' => b'\t',
-        'v' => 0x0b,
-        '\\' => b'\\',
-        '"' => b'"',
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -955,16 +873,37 @@ mod tests {
             (r#"a = "\x4""#, "needs 2 hexadecimal digits"),
             (r#"a = "\u12""#, "needs 4 hexadecimal digits"),
             (r#"a = "\12""#, "needs 3 octal digits"),
-            (r#"a = "\400""#, "above \\377"),
-            (r#"a = "\U00110000""#, "beyond the last Unicode character"),
-            (r#"a = "\xff""#, "not UTF-8"),
             ("a = \"\\\n\"", "a backslash at the end of a line"),
+            // In a key, what only Go's decoder refuses is an error too.
+            (r#""\400" = 1"#, "above \\377"),
+            (r#"a "b\U00110000" {}"#, "beyond the last Unicode character"),
+            (r#""\xff" = 1"#, "not UTF-8"),
         ] {
             let e = error(conf);
             assert!(e.message.contains(part), "{conf}: {e:?}");
             assert_eq!(e.line, 1, "{conf}");
         }
         assert_eq!(error(r#"a = "x\q""#).column, 7);
+        assert_eq!(error(r#""x\400" = 1"#).column, 3);
+    }
+
+    #[test]
+    fn a_value_only_go_s_decoder_refuses_is_read_past() {
+        // Go's scanner reads these; its decoder fails only on a key it
+        // decodes (checked in the reader), so the file goes on.
+        for (conf, part) in [
+            (r#"a = "\400""#, "octal escape \\400 is above \\377"),
+            (r#"a = "x\U00110000\400""#, "\\U00110000 is beyond"),
+            (r#"a = "\xff""#, "not UTF-8"),
+            (r#"a = "\xc3\xa9\xff\x41""#, "not UTF-8"),
+        ] {
+            let e = entries(&format!("{conf}\nb = 1")).swap_remove(0).node.value;
+            assert!(
+                matches!(&e, Value::Undecodable(why) if why.contains(part)),
+                "{conf}: {e:?}"
+            );
+        }
+        assert_eq!(string(r#"a = "\xc3\xa9\101""#), "éA");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! repeated HCL one), every key with its line, numbers with their literal
 //! text. One pass over the text, nesting bounded by [`MAX_DEPTH`].
 
-use super::tree::{floor_char_boundary, Entry, Node, SyntaxError, Value, MAX_DEPTH};
+use super::escape;
+use super::tree::{floor_char_boundary, Entry, Node, SyntaxError, Value, MAX_DEPTH, NOT_UTF8};
 
 /// Warnings with their lines.
 pub type Warnings = Vec<(usize, String)>;
@@ -12,7 +13,8 @@ pub type Warnings = Vec<(usize, String)>;
 /// reader accepts beyond RFC 8259 and is read here as it reads it (see
 /// docs/migrating.md): a comma before a closing `}` or `]`, text after the
 /// document (ignored), objects cut short by the end of the file, a `}` or
-/// a missing comma, and its way with lists (see [`Json::array`]).
+/// a missing comma, its way with lists (see [`Json::array`]), and its
+/// strings and numbers (see [`Json::string`] and [`Json::number`]).
 pub fn parse(text: &str) -> Result<(Vec<Entry>, Warnings), SyntaxError> {
     let mut p = Json {
         text,
@@ -101,6 +103,9 @@ enum Liberty {
     Bool,
     Nested,
     MissingCommaInObject,
+    Escape,
+    Control,
+    Number,
 }
 
 impl Json<'_> {
@@ -153,14 +158,27 @@ impl Json<'_> {
         let value = match self.byte() {
             Some(b'{') => Value::Object(self.object(false)?),
             Some(b'[') => Value::List(self.array()?),
-            Some(b'"') => Value::Str(self.string()?),
-            Some(b'-' | b'0'..=b'9') => self.number()?,
+            Some(b'"') => match self.string()? {
+                Ok(s) => Value::Str(s),
+                Err(e) => Value::Undecodable(e.message),
+            },
+            _ if self.at_number() => self.number()?,
             Some(b't') => self.word("true", Value::Bool(true))?,
             Some(b'f') => self.word("false", Value::Bool(false))?,
             Some(b'n') => self.word("null", Value::Null)?,
             _ => return Err(self.error(format!("expected a JSON value, found {}", self.found()))),
         };
         Ok(Node { line, value })
+    }
+
+    /// Whether a number starts here: a '-' or a digit, or a '.' before a
+    /// digit (a float to the Go helper's reader).
+    fn at_number(&self) -> bool {
+        match self.byte() {
+            Some(b'-' | b'0'..=b'9') => true,
+            Some(b'.') => self.bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit),
+            _ => false,
+        }
     }
 
     fn word(&mut self, word: &str, value: Value) -> Result<Value, SyntaxError> {
@@ -288,7 +306,7 @@ impl Json<'_> {
     /// before its value ends the object instead.
     fn member(&mut self) -> Result<Member, SyntaxError> {
         let line = self.line;
-        let key = self.string()?;
+        let key = self.key()?;
         let mut labels = Vec::new();
         loop {
             self.blank();
@@ -298,7 +316,7 @@ impl Json<'_> {
             if self.byte() != Some(b'"') {
                 break;
             }
-            labels.push(self.string()?);
+            labels.push(self.key()?);
         }
         self.expect(b':', "':' after the key")?;
         self.blank();
@@ -337,8 +355,9 @@ impl Json<'_> {
         let saved = (self.pos, self.line, self.line_start);
         let ok = match self.byte() {
             Some(b'"') => self.string().is_ok(),
-            Some(b'-' | b'0'..=b'9') => self.number().is_ok(),
-            Some(b'{' | b'}' | b'[' | b']' | b':' | b',') => {
+            _ if self.at_number() => self.number().is_ok(),
+            // A '.' is a token there (PERIOD), whatever follows.
+            Some(b'{' | b'}' | b'[' | b']' | b':' | b',' | b'.') => {
                 self.pos += 1;
                 true
             }
@@ -462,7 +481,7 @@ impl Json<'_> {
                         "true and false in a list are dropped, as the Go helper drops them",
                     );
                 }
-                Some(b'{' | b'"' | b'-' | b'0'..=b'9') => {
+                _ if self.byte().is_some_and(|b| b == b'{' || b == b'"') || self.at_number() => {
                     if last == Last::Element {
                         self.warn_once(
                             Liberty::NoComma,
@@ -482,99 +501,127 @@ impl Json<'_> {
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, SyntaxError> {
-        let digits = self
-            .text
-            .get(self.pos..self.pos + 4)
-            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
-        let Some(digits) = digits else {
-            return Err(self.error("\\u needs four hexadecimal digits".to_owned()));
-        };
-        let v = u32::from_str_radix(digits, 16).map_err(|e| self.error(e.to_string()))?;
-        self.pos += 4;
-        Ok(v)
+    /// A key or a label: a string that must decode (the Go helper stops
+    /// on one that does not, decoding its keys).
+    fn key(&mut self) -> Result<String, SyntaxError> {
+        self.string()?
     }
 
-    fn string(&mut self) -> Result<String, SyntaxError> {
+    /// A string, from its opening quote, read as the Go helper's reader
+    /// reads one: RFC 8259's escapes, and with a warning Go's others
+    /// (`\a \v \NNN \xNN \UNNNNNNNN`, see the escape module) and control
+    /// characters other than a newline written as they are. `\/` and a
+    /// `\u` pair for a character beyond U+FFFF are read as JSON has them
+    /// (the Go helper refuses both). Its value, or where and why it cannot
+    /// be decoded (see [`Value::Undecodable`]).
+    fn string(&mut self) -> Result<Result<String, SyntaxError>, SyntaxError> {
         let start = self.pos;
         self.pos += 1;
-        let mut out = String::new();
+        let mut out = Vec::new();
+        let mut problem = None;
         loop {
-            // Copy the plain run up to the next quote, backslash or control character.
+            // Copy the plain run up to the next quote, backslash or newline.
             let run = self.bytes[self.pos..]
                 .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .position(|&b| matches!(b, b'"' | b'\\' | b'\n'))
                 .map_or(self.bytes.len(), |i| self.pos + i);
-            out.push_str(&self.text[self.pos..run]);
+            let plain = &self.bytes[self.pos..run];
+            if plain.iter().any(|&b| b < 0x20) {
+                self.warn_once(
+                    Liberty::Control,
+                    "a control character (such as a tab) is written as it is inside a string: JSON wants it escaped; read as the Go helper reads it",
+                );
+            }
+            out.extend_from_slice(plain);
             self.pos = run;
             match self.byte() {
-                None => {
-                    // Reported where it starts: a JSON string holds no newline.
+                None | Some(b'\n') => {
+                    // Reported where it starts: a string holds no newline.
                     self.pos = start;
                     return Err(self.error("string not terminated".to_owned()));
                 }
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(out);
+                    break;
                 }
-                Some(b'\\') => {
-                    self.pos += 1;
-                    let c = match self.byte() {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            self.pos += 1;
-                            let hi = self.hex4()?;
-                            let c = if (0xd800..0xdc00).contains(&hi) {
-                                if !self.text[self.pos..].starts_with("\\u") {
-                                    return Err(self.error(
-                                        "a \\u escape of a high surrogate must be followed by one of a low surrogate".to_owned(),
-                                    ));
-                                }
-                                self.pos += 2;
-                                let lo = self.hex4()?;
-                                if !(0xdc00..0xe000).contains(&lo) {
-                                    return Err(self.error(
-                                        "a \\u escape of a high surrogate must be followed by one of a low surrogate".to_owned(),
-                                    ));
-                                }
-                                char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00))
-                            } else {
-                                char::from_u32(hi)
-                            };
-                            let Some(c) = c else {
-                                return Err(self.error(
-                                    "a \\u escape of a lone low surrogate is not a character"
-                                        .to_owned(),
-                                ));
-                            };
-                            out.push(c);
-                            continue;
-                        }
-                        _ => {
-                            return Err(self.error(format!(
-                                "invalid escape \\{} in a JSON string",
-                                self.found().trim_matches('\'')
-                            )))
-                        }
-                    };
-                    self.pos += 1;
-                    out.push(c);
-                }
-                Some(_) => return Err(self.error(
-                    "a control character (such as a newline) inside a JSON string must be escaped"
-                        .to_owned(),
-                )),
+                _ => self.escape(&mut out, &mut problem)?,
             }
         }
+        if let Some(problem) = problem {
+            return Ok(Err(problem));
+        }
+        Ok(String::from_utf8(out).map_err(|_| {
+            let end = self.pos;
+            self.pos = start;
+            let e = self.error(NOT_UTF8.to_owned());
+            self.pos = end;
+            e
+        }))
     }
 
+    /// One escape, from its backslash: its bytes go to `out`. What the Go
+    /// helper's scanner refuses is an error; what only its decoder refuses
+    /// goes to `problem` (the first one is kept).
+    fn escape(
+        &mut self,
+        out: &mut Vec<u8>,
+        problem: &mut Option<SyntaxError>,
+    ) -> Result<(), SyntaxError> {
+        let at = self.pos;
+        let e = match self.bytes.get(at + 1) {
+            Some(b'/') => {
+                self.pos += 2;
+                out.push(b'/');
+                return Ok(());
+            }
+            _ => escape::read(&self.text[at + 1..]).map_err(|e| self.error(e.to_string()))?,
+        };
+        self.pos = at + 1 + e.len;
+        if !matches!(e.letter, 'u' | '"' | '\\' | 'b' | 'f' | 'n' | 'r' | 't') {
+            self.warn_once(
+                Liberty::Escape,
+                &format!(
+                    "the escape \\{}{} is not JSON: it is read as the Go helper reads it",
+                    e.letter, e.digits
+                ),
+            );
+        }
+        let why = if e.letter == 'u' && (0xd800..0xdc00).contains(&e.value) {
+            match self.text[self.pos..].strip_prefix('\\').map(escape::read) {
+                Some(Ok(low)) if low.letter == 'u' && (0xdc00..0xe000).contains(&low.value) => {
+                    self.pos += 1 + low.len;
+                    let c = 0x10000 + ((e.value - 0xd800) << 10) + (low.value - 0xdc00);
+                    escape::push_char(char::from_u32(c).unwrap_or('\u{fffd}'), out);
+                    return Ok(());
+                }
+                _ => "a \\u escape of a high surrogate must be followed by one of a low surrogate"
+                    .to_owned(),
+            }
+        } else {
+            match e.push(out) {
+                Ok(Some(())) => return Ok(()),
+                Ok(None) => format!(
+                    "the escape \\{}{} is not a Unicode character",
+                    e.letter, e.digits
+                ),
+                Err(why) => why,
+            }
+        };
+        if problem.is_none() {
+            let end = self.pos;
+            self.pos = at;
+            *problem = Some(self.error(why));
+            self.pos = end;
+        }
+        Ok(())
+    }
+
+    /// A number, read as the Go helper's JSON scanner reads one (see
+    /// docs/migrating.md): beyond RFC 8259, with a warning, a float may
+    /// start or end with '.' or start with zeros (`.5`, `1.`, `00.5`),
+    /// and an exponent without digits takes the character after its `e`
+    /// (`1e}` is one token there). A leading '.' takes no exponent: its
+    /// `e` ends the token. Only an integer's leading zero is an error.
     fn number(&mut self) -> Result<Value, SyntaxError> {
         let start = self.pos;
         let digits = |p: &mut Self| {
@@ -584,6 +631,14 @@ impl Json<'_> {
             }
             p.pos - from
         };
+        if self.byte() == Some(b'.') {
+            self.pos += 1;
+            digits(self);
+            if matches!(self.byte(), Some(b'e' | b'E')) {
+                self.pos += 1;
+            }
+            return Ok(self.float(start));
+        }
         if self.byte() == Some(b'-') {
             self.pos += 1;
         }
@@ -591,22 +646,11 @@ impl Json<'_> {
         if digits(self) == 0 {
             return Err(self.error(format!("expected a digit, found {}", self.found())));
         }
-        if self.bytes[int_start] == b'0' && self.pos - int_start > 1 {
-            self.pos = int_start;
-            return Err(self.error(
-                "a JSON number cannot start with 0 (for an octal file mode write it as a string, \"0644\")".to_owned(),
-            ));
-        }
         let mut float = false;
         if self.byte() == Some(b'.') {
             self.pos += 1;
             float = true;
-            if digits(self) == 0 {
-                return Err(self.error(format!(
-                    "expected a digit after '.', found {}",
-                    self.found()
-                )));
-            }
+            digits(self);
         }
         if matches!(self.byte(), Some(b'e' | b'E')) {
             self.pos += 1;
@@ -615,19 +659,61 @@ impl Json<'_> {
                 self.pos += 1;
             }
             if digits(self) == 0 {
-                return Err(self.error(format!(
-                    "expected a digit in the exponent, found {}",
-                    self.found()
-                )));
+                // Go's scanner takes the next character whatever it is.
+                if let Some(c) = self.text[self.pos..].chars().next() {
+                    self.pos += c.len_utf8();
+                    if c == '\n' {
+                        self.line += 1;
+                        self.line_start = self.pos;
+                    }
+                    digits(self);
+                }
             }
         }
-        let text = self.text[start..self.pos].to_owned();
-        Ok(if float {
-            Value::Float(text)
-        } else {
-            Value::Int(text)
-        })
+        if float {
+            return Ok(self.float(start));
+        }
+        if self.bytes[int_start] == b'0' && self.pos - int_start > 1 {
+            self.pos = int_start;
+            return Err(self.error(
+                "a JSON number cannot start with 0 (for an octal file mode write it as a string, \"0644\")".to_owned(),
+            ));
+        }
+        Ok(Value::Int(self.text[start..self.pos].to_owned()))
     }
+
+    /// The float from `start` to here, warned about where it is not JSON.
+    fn float(&mut self, start: usize) -> Value {
+        let text = &self.text[start..self.pos];
+        if !is_json_number(text) {
+            self.warn_once(
+                Liberty::Number,
+                &format!(
+                    "the number {} is not JSON: it is read as the Go helper reads it (a float, which no key takes)",
+                    super::tree::shorten(text)
+                ),
+            );
+        }
+        Value::Float(text.to_owned())
+    }
+}
+
+/// Whether `text` is a number as RFC 8259 writes one.
+fn is_json_number(text: &str) -> bool {
+    let t = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(int)
+        && (int == "0" || !int.starts_with('0'))
+        && frac.is_none_or(all_digits)
+        && exponent.is_none_or(|e| all_digits(e.strip_prefix(['+', '-']).unwrap_or(e)))
 }
 
 #[cfg(test)]
@@ -693,18 +779,111 @@ mod tests {
     }
 
     #[test]
+    fn strings_and_numbers_beyond_the_standard_are_read_as_the_go_helper_reads_them() {
+        let text = "{\"s\": \"\\a\\v\\101\\x41\\U0001F600\\303\\251\\a\", \"t\": \"a\tb\\tc\", \"u\": .5,\n\"v\": 1., \"w\": [00.5 1.e5], \"x\": -1.5e-3}";
+        let (e, warnings) = super::parse(text).unwrap();
+        assert!(matches!(&e[0].node.value, Value::Str(s) if s == "\u{7}\u{b}AA😀é\u{7}"));
+        assert!(matches!(&e[1].node.value, Value::Str(s) if s == "a\tb\tc"));
+        assert!(matches!(&e[2].node.value, Value::Float(t) if t == ".5"));
+        assert!(matches!(&e[3].node.value, Value::Float(t) if t == "1."));
+        assert!(
+            matches!(&e[4].node.value, Value::List(l) if matches!(&l[..], [a, b] if matches!(&a.value, Value::Float(t) if t == "00.5") && matches!(&b.value, Value::Float(t) if t == "1.e5")))
+        );
+        assert!(matches!(&e[5].node.value, Value::Float(t) if t == "-1.5e-3"));
+        // Once each: the escape, the tab, the number; then the list's
+        // missing comma.
+        let lines: Vec<_> = warnings
+            .iter()
+            .map(|(l, w)| (*l, w.split(':').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (1, "the escape \\a is not JSON"),
+                (1, "a control character (such as a tab) is written as it is inside a string"),
+                (1, "the number .5 is not JSON"),
+                (2, "list elements without a ',' between them are read, as the Go helper reads them"),
+            ]
+        );
+
+        // An exponent without digits takes the next character, a newline
+        // too; a leading '.' takes no exponent: its 'e' ends the number
+        // and what follows is a token of its own (here the document stops).
+        let (e, warnings) =
+            super::parse("{\"a\": 1e\n, \"b\": 2e+ , \"c\": .5e3, \"d\": 4}").unwrap();
+        let values: Vec<_> = e
+            .iter()
+            .map(|e| (e.key.as_str(), e.line, &e.node.value))
+            .collect();
+        assert!(
+            matches!(&values[..], [("a", 1, Value::Float(a)), ("b", 2, Value::Float(b)), ("c", 2, Value::Float(c))] if a == "1e\n" && b == "2e+ " && c == ".5e"),
+            "{values:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|(_, w)| w.contains("a ',' is missing here")),
+            "{warnings:?}"
+        );
+        // A '.' before the value is a token to Go's scanner: the document
+        // ends there without an error.
+        let (e, _) = super::parse("{\"a\": 1 . \"b\": 2}").unwrap();
+        assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn a_value_only_go_s_decoder_refuses_is_read_past() {
+        // Go's scanner reads these; its decoder fails only on a key it
+        // decodes (checked in the reader), so the document goes on.
+        let (e, _) = super::parse(
+            r#"{"a": "\400", "b": "\ud800x", "c": "\U0000dfff", "d": "\xff", "e": "\xc3\xa9", "f": 1}"#,
+        )
+        .unwrap();
+        let whys: Vec<_> = e
+            .iter()
+            .map(|e| match &e.node.value {
+                Value::Undecodable(why) => why.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            whys,
+            [
+                "octal escape \\400 is above \\377",
+                "a \\u escape of a high surrogate must be followed by one of a low surrogate",
+                "the escape \\U0000dfff is not a Unicode character",
+                NOT_UTF8,
+                "Str(\"é\")",
+                "Int(\"1\")",
+            ]
+        );
+    }
+
+    #[test]
     fn errors_have_positions() {
         for (text, line, column, part) in [
             ("{\n \"a\": ,\n}", 2, 7, "expected a JSON value, found ','"),
             ("{\"a\": 1,,}", 1, 9, "expected a key in double quotes"),
             ("{\"a\": 0644}", 1, 7, "cannot start with 0"),
-            ("{\"a\": \"x\ny\"}", 1, 9, "control character"),
+            ("{\"a\": \"x\ny\"}", 1, 7, "string not terminated"),
             ("{\"a\": \"x", 1, 7, "string not terminated"),
             ("{\"a\" 1}", 1, 6, "expected ':' after the key"),
-            ("{\"a\": \"\\q\"}", 1, 9, "invalid escape \\q"),
-            ("{\"a\": \"\\ud800\"}", 1, 14, "low surrogate"),
+            ("{\"a\": \"\\q\"}", 1, 8, "invalid escape \\q"),
+            ("{\"a\": \"\\x4\"}", 1, 8, "it needs 2 hexadecimal digits"),
+            // In a key, what only Go's decoder refuses is an error too.
+            ("{\"a\\400\": 1}", 1, 4, "above \\377"),
+            (
+                "{\"a\": 1, \"\\U0000d800\": 1}",
+                1,
+                11,
+                "not a Unicode character",
+            ),
+            ("{\"a\" \"\\xff\": {}}", 1, 6, "not UTF-8 text"),
+            ("{\"\\ud800\": 1}", 1, 3, "low surrogate"),
             ("{\"a\": tru}", 1, 7, "expected a JSON value"),
-            ("{\"a\": 1.}", 1, 9, "after '.'"),
+            ("{\"a\": -}", 1, 8, "expected a digit"),
+            ("{\"a\": -.5}", 1, 8, "expected a digit"),
+            ("{\"a\": .}", 1, 7, "expected a JSON value, found '.'"),
             ("{\"a\": [1", 1, 9, "expected a list element or ']'"),
             (
                 "{\"a\": [{\"b\": 1",

@@ -21,6 +21,7 @@ use nix::sys::signal::Signal;
 pub mod cmd_args;
 pub mod endpoint;
 mod environ;
+mod escape;
 
 /// The configuration's keys, for `-check`.
 pub(crate) mod keys {

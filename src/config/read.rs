@@ -480,10 +480,11 @@ impl Report {
     }
 
     fn type_error(&mut self, name: &str, node: &Node, expected: &str) {
-        self.problem(
-            Some(node.line),
-            format!("{name} must be {expected}, not {}", node.value.describe()),
-        );
+        let message = match &node.value {
+            Value::Undecodable(why) => format!("{name} cannot be read: {why}"),
+            other => format!("{name} must be {expected}, not {}", other.describe()),
+        };
+        self.problem(Some(node.line), message);
     }
 
     /// A block with labels where a plain value is expected.
@@ -1054,6 +1055,27 @@ mod tests {
         }
         assert!(error_text(&format!("{SVID}cert_file_mode = 0999\n"))
             .contains("syntax error at line 4, column 18: illegal octal number 0999"));
+    }
+
+    #[test]
+    fn a_string_that_cannot_be_decoded_stops_only_the_key_that_reads_it() {
+        // Read past where no key reads it, as the Go helper reads past it.
+        let c = ok(&format!(
+            "{SVID}health_checks {{\n  note = \"\\400\"\n}}\nhint = \"\\101\\x42\\a\"\n"
+        ));
+        assert_eq!(c.hint.as_deref(), Some("AB\u{7}"));
+        assert_eq!(
+            problem(&format!("{SVID}cmd = \"\\400\"\n")),
+            "cmd cannot be read: octal escape \\400 is above \\377"
+        );
+        assert_eq!(
+            problems("{\"jwt_bundle_file_name\": \"\\xff\"}")[0].message,
+            "jwt_bundle_file_name cannot be read: the string is not UTF-8 text once its \\x or octal escapes are applied"
+        );
+        assert_eq!(
+            problem(&format!("{SVID}cert_file_mode = \"\\U00110000\"\n")),
+            "cert_file_mode cannot be read: the escape \\U00110000 is beyond the last Unicode character"
+        );
     }
 
     #[test]

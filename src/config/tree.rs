@@ -20,6 +20,12 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(String),
+    /// A string the Go helper's scanner reads but its decoder refuses (an
+    /// octal escape above `\377`, an escape of a code point that is no
+    /// character) or that is not UTF-8 once decoded: why. The Go helper
+    /// reads past it and stops only where a key it reads holds it, and so
+    /// does this reader.
+    Undecodable(String),
     /// An integer literal exactly as written (sign included), e.g. `0644`.
     Int(String),
     /// A number with a fraction or exponent, as written.
@@ -66,6 +72,7 @@ impl Value {
     pub fn describe(&self) -> String {
         match self {
             Value::Str(s) => format!("the string {}", quote(s)),
+            Value::Undecodable(why) => format!("a string that cannot be decoded ({why})"),
             Value::Int(t) | Value::Float(t) => format!("the number {}", shorten(t)),
             Value::Bool(b) => format!("the boolean {b}"),
             Value::Null => "null".to_owned(),
@@ -83,6 +90,10 @@ pub struct SyntaxError {
     pub column: usize,
     pub message: String,
 }
+
+/// Why a string whose escapes make bytes that are not UTF-8 is refused
+/// (the Go helper would take the bytes as they are).
+pub const NOT_UTF8: &str = "the string is not UTF-8 text once its \\x or octal escapes are applied";
 
 /// The one-based line and column (in characters) of a byte offset, for
 /// errors. Linear in the offset; called once per error.

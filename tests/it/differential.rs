@@ -617,20 +617,10 @@ async fn agent() -> (tempfile::TempDir, FakeWorkloadApi) {
     (agent_dir, api)
 }
 
-/// JSON the Go helper's reader takes beyond RFC 8259 (docs/migrating.md),
-/// each run by both helpers: the same outcome, and the one this table
-/// expects (whether the run succeeds, and the certificate's mode, which
-/// says whether the `cert_file_mode` after the odd part was read).
+/// JSON lists and objects the Go helper's reader takes beyond RFC 8259
+/// (docs/migrating.md), each run by both helpers (see [`read_alike`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_the_go_helper_reads_beyond_the_standard_is_read_alike() {
-    let Some(bins) = binaries("json_the_go_helper_reads_beyond_the_standard_is_read_alike") else {
-        return;
-    };
-    let (_agent_dir, api) = agent().await;
-    let socket = api.socket_path().display().to_string();
-    let head = format!(
-        r#"{{"agent_address": "{socket}", "cert_dir": "certs", "svid_file_name": "s.pem", "svid_key_file_name": "k.pem", "svid_bundle_file_name": "b.pem""#
-    );
     // (the rest of the document, the certificate's mode when it runs)
     let cases: &[(&str, Option<u32>)] = &[
         // A list cut short by '}': the key is dropped, the object ends.
@@ -672,18 +662,88 @@ async fn json_the_go_helper_reads_beyond_the_standard_is_read_alike() {
         (r#", "health_checks": {"y": 1 = }}"#, None),
         (r#", "health_checks": {"y": 1 nope}}"#, None),
     ];
+    let cases = cases.iter().map(|(rest, mode)| ("s.pem", *rest, *mode));
+    read_alike(
+        "json_the_go_helper_reads_beyond_the_standard_is_read_alike",
+        cases,
+    )
+    .await;
+}
+
+/// JSON strings and numbers the Go helper's reader takes beyond RFC 8259
+/// (docs/migrating.md), each run by both helpers (see [`read_alike`]).
+/// What only Go's decoder refuses stops neither where no key reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_strings_and_numbers_beyond_the_standard_are_read_alike() {
+    // (the certificate's name as written, the rest of the document, the
+    // certificate's mode when it runs)
+    let cases: &[(&str, &str, Option<u32>)] = &[
+        (r"s\x2e\160\u0065\U0000006d", "}", Some(0o644)),
+        (
+            "s.pem",
+            r#", "health_checks": {"x": "\400 \xff \ud800 \U00110000 \a\v"}, "cert_file_mode": 384}"#,
+            Some(0o600),
+        ),
+        (
+            "s.pem",
+            ", \"health_checks\": {\"x\": \"a\tb\u{1}c\"}, \"cert_file_mode\": 384}",
+            Some(0o600),
+        ),
+        (
+            "s.pem",
+            r#", "health_checks": {"x": [.5, 1., 00.5 1.e5, -2.5E+3]}, "cert_file_mode": 384}"#,
+            Some(0o600),
+        ),
+        // An exponent without digits takes the next character: here the
+        // '}', so cert_file_mode is inside health_checks.
+        (
+            "s.pem",
+            r#", "health_checks": {"x": 1e}, "cert_file_mode": 384}"#,
+            Some(0o644),
+        ),
+        // A leading '.' takes no exponent: "3" is a token of its own.
+        (
+            "s.pem",
+            r#", "health_checks": {"x": .5e3}, "cert_file_mode": 384}"#,
+            Some(0o644),
+        ),
+        // Errors in both.
+        ("s.pem", r#", "cert_file_mode": 1.}"#, None),
+        ("s.pem", r#", "health_checks": {"x": "\q"}}"#, None),
+        ("s.pem", r#", "health_checks": {"x": "\x4"}}"#, None),
+        ("s.pem", r#", "health_checks": {"x": -.5}}"#, None),
+    ];
+    read_alike(
+        "json_strings_and_numbers_beyond_the_standard_are_read_alike",
+        cases.iter().copied(),
+    )
+    .await;
+}
+
+/// Runs each JSON document (the certificate `certs/<name>`, then the rest)
+/// through both helpers: the same outcome, and the one the case expects
+/// (whether the run succeeds, and the certificate's mode, which says
+/// whether the `cert_file_mode` after the odd part was read).
+async fn read_alike<'a>(test: &str, cases: impl Iterator<Item = (&'a str, &'a str, Option<u32>)>) {
+    let Some(bins) = binaries(test) else {
+        return;
+    };
+    let (_agent_dir, api) = agent().await;
+    let socket = api.socket_path().display().to_string();
     let mut failures = Vec::new();
-    for (rest, mode) in cases {
-        let text = format!("{head}{rest}");
-        let go = run(&bins.go_helper, &text, &socket).await;
-        let ours = run(&bin(), &text, &socket).await;
+    for (name, rest, mode) in cases {
+        let document = format!(
+            r#"{{"agent_address": "{socket}", "cert_dir": "certs", "svid_file_name": "{name}", "svid_key_file_name": "k.pem", "svid_bundle_file_name": "b.pem"{rest}"#
+        );
+        let go = run(&bins.go_helper, &document, &socket).await;
+        let ours = run(&bin(), &document, &socket).await;
         let d = differences(&go, &ours);
         let our_mode = ours.files.get("certs/s.pem").map(|(m, _)| *m);
         // Exit 0 with the mode, or exit 1 and no certificate.
-        let expected = (Some(i32::from(mode.is_none())), *mode);
+        let expected = (Some(i32::from(mode.is_none())), mode);
         if !d.is_empty() || (ours.code, our_mode) != expected {
             failures.push(format!(
-                "{text}\n  differences: {d:?}\n  ours: exit {:?}, certificate mode {:?}; expected {expected:?} (modes in decimal)\n  ours said: {}",
+                "{document}\n  differences: {d:?}\n  ours: exit {:?}, certificate mode {:?}; expected {expected:?} (modes in decimal)\n  ours said: {}",
                 ours.code,
                 our_mode,
                 ours.stderr.lines().last().unwrap_or_default()
