@@ -1,4 +1,4 @@
-//! Daemon mode's wiring: one state owner ([`Events`]), one publisher, the
+//! Daemon mode's wiring: one state owner (`events::Events`), one publisher, the
 //! two stream watchers, a JWT-SVID refresher per entry, the health server,
 //! systemd's notifier and the process supervisor under one cancellation
 //! token; a reload (SIGHUP) that replaces the tasks of one configuration
