@@ -318,7 +318,7 @@ fn mutate(g: &mut Gen, text: &str) -> String {
             lines.insert(i, dup);
         }
         2 => {
-            let c = *g.pick(&['{', '}', '[', ']', '"', ',', '=', '#', ' ']);
+            let c = *g.pick(&['{', '}', '[', ']', '"', ',', '=', '#', ' ', '\\', '.']);
             let l = &mut lines[i];
             let at = g.rng.usize(..=l.len());
             if l.is_char_boundary(at) {
