@@ -362,10 +362,13 @@ impl Json<'_> {
                 true
             }
             Some(b) if b.is_ascii_alphabetic() || b == b'_' => {
-                let word = self.bytes[self.pos..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-                    .count();
+                // Go's identifiers go on through letters and digits of
+                // any script: `trueé` is one (illegal) word there.
+                let word: usize = self.text[self.pos..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-'))
+                    .map(char::len_utf8)
+                    .sum();
                 self.pos += word;
                 matches!(&self.text[saved.0..self.pos], "true" | "false" | "null")
             }
@@ -975,6 +978,8 @@ mod tests {
             "{\"a\": 1\n# c\n",
             "{\"a\": \"x\"on\"}",
             "{\"a\": 1 \"b",
+            "{\"a\": 1 trueé}",
+            "{\"a\": 1 null٣}",
         ] {
             assert!(super::parse(bad).is_err(), "{bad:?}");
         }
