@@ -3,8 +3,8 @@
 //! repeated HCL one), every key with its line, numbers with their literal
 //! text. One pass over the text, nesting bounded by [`MAX_DEPTH`].
 
-use super::escape;
 use super::tree::{floor_char_boundary, Entry, Node, SyntaxError, Value, MAX_DEPTH, NOT_UTF8};
+use super::{escape, hcl1};
 
 /// Warnings with their lines.
 pub type Warnings = Vec<(usize, String)>;
@@ -366,7 +366,7 @@ impl Json<'_> {
                 // any script: `trueé` is one (illegal) word there.
                 let word: usize = self.text[self.pos..]
                     .chars()
-                    .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-'))
+                    .take_while(|&c| hcl1::is_letter(c) || hcl1::is_digit(c) || c == '-')
                     .map(char::len_utf8)
                     .sum();
                 self.pos += word;
