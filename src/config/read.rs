@@ -184,6 +184,10 @@ impl Report {
 pub(super) struct Text {
     pub value: String,
     pub line: Option<usize>,
+    /// Given, but not as a string (its problem is reported): the rules
+    /// that would only repeat it (a missing partner, nothing to write)
+    /// stay silent.
+    pub invalid: bool,
 }
 
 impl Text {
@@ -507,6 +511,7 @@ impl Report {
         let mut out = Text::default();
         for e in given {
             if self.labelled(name, e, "a string") {
+                out.invalid = true;
                 continue;
             }
             match &e.node.value {
@@ -514,15 +519,24 @@ impl Report {
                     out = Text {
                         value: s.clone(),
                         line: Some(e.line),
+                        invalid: false,
                     }
                 }
                 Value::Null => {
                     out = Text {
                         value: String::new(),
                         line: Some(e.line),
+                        invalid: false,
                     }
                 }
-                _ => self.type_error(name, &e.node, "a string"),
+                _ => {
+                    self.type_error(name, &e.node, "a string");
+                    out = Text {
+                        value: String::new(),
+                        line: Some(e.line),
+                        invalid: true,
+                    }
+                }
             }
         }
         out
@@ -1068,9 +1082,23 @@ mod tests {
             problem(&format!("{SVID}cmd = \"\\400\"\n")),
             "cmd cannot be read: octal escape \\400 is above \\377"
         );
+        // One problem each: no "missing" partner or "nothing to write"
+        // after it.
         assert_eq!(
-            problems("{\"jwt_bundle_file_name\": \"\\xff\"}")[0].message,
+            problem("{\"jwt_bundle_file_name\": \"\\xff\"}"),
             "jwt_bundle_file_name cannot be read: the string is not UTF-8 text once its \\x or octal escapes are applied"
+        );
+        assert_eq!(
+            problem("svid_file_name = \"\\400\"\nsvid_key_file_name = \"k\"\nsvid_bundle_file_name = \"b\"\n"),
+            "svid_file_name cannot be read: octal escape \\400 is above \\377"
+        );
+        assert_eq!(
+            problem("svid_file_name = true\nsvid_key_file_name = \"k\"\n"),
+            "svid_file_name must be a string, not the boolean true"
+        );
+        assert_eq!(
+            problem("svid_file_name \"x\" {}\n"),
+            "svid_file_name must be a string, not a block with the label \"x\""
         );
         assert_eq!(
             problem(&format!("{SVID}cert_file_mode = \"\\U00110000\"\n")),

@@ -137,13 +137,16 @@ fn outputs(
 
 /// At least one output is required.
 fn nothing_to_write(raw: &Raw, any_svid_name: bool, r: &mut Report) {
+    let names = [
+        &raw.jwt_bundle_file_name,
+        &raw.credential_bundle_file_name,
+        &raw.trust_bundles_dir,
+        &raw.pkcs12_file_name,
+        &raw.pkcs12_truststore_file_name,
+    ];
     if !any_svid_name
         && raw.jwt_svids.is_empty()
-        && raw.jwt_bundle_file_name.is_empty()
-        && raw.credential_bundle_file_name.is_empty()
-        && raw.trust_bundles_dir.is_empty()
-        && raw.pkcs12_file_name.is_empty()
-        && raw.pkcs12_truststore_file_name.is_empty()
+        && names.iter().all(|t| t.is_empty() && !t.invalid)
     {
         r.problem(
             None,
@@ -172,6 +175,9 @@ fn svid_files(
             raw.cert_file_mode,
         ),
     ];
+    if trio.iter().any(|(_, t, _)| t.invalid) {
+        return (None, true);
+    }
     let (set, missing): (Vec<_>, Vec<_>) = trio.iter().partition(|(_, t, _)| !t.is_empty());
     if set.is_empty() {
         return (None, false);
