@@ -226,6 +226,15 @@ pub(super) struct RawJwt {
     pub file_name: String,
 }
 
+/// The `jwt_svids` entries, and whether the key was given in a form that
+/// is no list of objects or blocks (its problem is reported: "nothing to
+/// write" would only repeat it).
+#[derive(Debug, Default)]
+pub(super) struct RawJwtSvids {
+    pub entries: Vec<RawJwt>,
+    pub invalid: bool,
+}
+
 #[derive(Debug)]
 pub(super) struct RawHealth {
     pub listener_enabled: bool,
@@ -256,7 +265,7 @@ pub(super) struct Raw {
     pub include_federated_domains: bool,
     pub omit_expired: bool,
     pub hint: Text,
-    pub jwt_svids: Vec<RawJwt>,
+    pub jwt_svids: RawJwtSvids,
     pub jwt_bundle_file_name: Text,
     pub cert_file_mode: u32,
     pub key_file_mode: u32,
@@ -810,7 +819,8 @@ impl Report {
         }
     }
 
-    fn jwt_svids(&mut self, given: &[&Entry]) -> Vec<RawJwt> {
+    fn jwt_svids(&mut self, given: &[&Entry]) -> RawJwtSvids {
+        let mut invalid = false;
         let mut objects: Vec<&Node> = Vec::new();
         for e in given {
             if let Some(label) = e.labels.first() {
@@ -835,7 +845,10 @@ impl Report {
                     }
                     objects.push(&e.node);
                 }
-                _ => self.type_error("jwt_svids", &e.node, "a list of objects"),
+                _ => {
+                    self.type_error("jwt_svids", &e.node, "a list of objects");
+                    invalid = true;
+                }
             }
         }
         if self.format == Format::Json && !objects.is_empty() {
@@ -849,6 +862,7 @@ impl Report {
             let name = format!("jwt_svids[{i}]");
             let Value::Object(entries) = &node.value else {
                 self.type_error(&name, node, "an object");
+                invalid = true;
                 continue;
             };
             let f = self.fields(entries, JWT_KEYS, &name, true);
@@ -877,7 +891,10 @@ impl Report {
                 file_name: file.value,
             });
         }
-        out
+        RawJwtSvids {
+            entries: out,
+            invalid,
+        }
     }
 
     fn health(&mut self, given: &[&Entry]) -> RawHealth {
@@ -1095,6 +1112,14 @@ mod tests {
         assert_eq!(
             problem("svid_file_name = true\nsvid_key_file_name = \"k\"\n"),
             "svid_file_name must be a string, not the boolean true"
+        );
+        assert_eq!(
+            problem("jwt_svids = \"x\"\n"),
+            "jwt_svids must be a list of objects, not the string \"x\""
+        );
+        assert_eq!(
+            problem("jwt_svids = [\"x\"]\n"),
+            "jwt_svids[0] must be an object, not the string \"x\""
         );
         assert_eq!(
             problem("svid_file_name \"x\" {}\n"),

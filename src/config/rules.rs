@@ -85,6 +85,7 @@ fn outputs(
     });
     let jwt_svids: Vec<JwtSvidOutput> = raw
         .jwt_svids
+        .entries
         .iter()
         .enumerate()
         .filter_map(|(i, j)| {
@@ -145,7 +146,8 @@ fn nothing_to_write(raw: &Raw, any_svid_name: bool, r: &mut Report) {
         &raw.pkcs12_truststore_file_name,
     ];
     if !any_svid_name
-        && raw.jwt_svids.is_empty()
+        && raw.jwt_svids.entries.is_empty()
+        && !raw.jwt_svids.invalid
         && names.iter().all(|t| t.is_empty() && !t.invalid)
     {
         r.problem(
