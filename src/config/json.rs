@@ -662,14 +662,14 @@ impl Json<'_> {
                 self.pos += 1;
             }
             if digits(self) == 0 {
-                // Go's scanner takes the next character whatever it is.
+                // Go's scanner takes the next character whatever it is,
+                // and nothing after it (`1ex5` is `1ex`, then `5`).
                 if let Some(c) = self.text[self.pos..].chars().next() {
                     self.pos += c.len_utf8();
                     if c == '\n' {
                         self.line += 1;
                         self.line_start = self.pos;
                     }
-                    digits(self);
                 }
             }
         }
@@ -827,6 +827,11 @@ mod tests {
                 .iter()
                 .any(|(_, w)| w.contains("a ',' is missing here")),
             "{warnings:?}"
+        );
+        let (e, _) = super::parse("{\"a\": 1ex5, \"b\": 2}").unwrap();
+        assert!(
+            matches!(&e[..], [a] if matches!(&a.node.value, Value::Float(t) if t == "1ex")),
+            "{e:?}"
         );
         // A '.' before the value is a token to Go's scanner: the document
         // ends there without an error.

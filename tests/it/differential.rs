@@ -701,6 +701,13 @@ async fn json_strings_and_numbers_beyond_the_standard_are_read_alike() {
             r#", "health_checks": {"x": 1e}, "cert_file_mode": 384}"#,
             Some(0o644),
         ),
+        // Only that character: "5" is a token of its own, where the inner
+        // object ends; cert_file_mode is then read at the top.
+        (
+            "s.pem",
+            r#", "health_checks": {"x": 1ex5, "cert_file_mode": 384}}"#,
+            Some(0o600),
+        ),
         // A leading '.' takes no exponent: "3" is a token of its own.
         (
             "s.pem",
