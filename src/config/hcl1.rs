@@ -311,7 +311,9 @@ impl<'a> Lexer<'a> {
         if self.byte(self.pos) == Some(b'-') {
             self.pos += 1;
         }
-        let float = |l: &mut Self| -> Result<Kind, SyntaxError> {
+        // As v1's scanner: an exponent without digits takes the character
+        // after its `e` or sign, whatever it is (`1e}` is one token).
+        let float = |l: &mut Self| -> Kind {
             if l.byte(l.pos) == Some(b'.') {
                 l.pos += 1;
                 l.skip_digits();
@@ -322,18 +324,28 @@ impl<'a> Lexer<'a> {
                     l.pos += 1;
                 }
                 if l.skip_digits() == 0 {
-                    let text = &l.text[start..l.pos];
-                    return Err(l.error(
-                        at,
-                        format!("malformed number {text:?}: no digits in its exponent"),
-                    ));
+                    if let Some(c) = l.peek_char() {
+                        l.pos += c.len_utf8();
+                        if c == '\n' {
+                            l.line += 1;
+                            l.line_start = l.pos;
+                        }
+                    }
                 }
             }
-            Ok(Kind::Float(l.text[start..l.pos].to_owned()))
+            Kind::Float(l.text[start..l.pos].to_owned())
         };
         let is_float_next = |l: &Self| matches!(l.byte(l.pos), Some(b'.' | b'e' | b'E'));
         match self.byte(self.pos) {
-            Some(b'.') => float(self),
+            // A leading '.' takes no exponent there: its `e` ends the token.
+            Some(b'.') => {
+                self.pos += 1;
+                self.skip_digits();
+                if matches!(self.byte(self.pos), Some(b'e' | b'E')) {
+                    self.pos += 1;
+                }
+                Ok(Kind::Float(self.text[start..self.pos].to_owned()))
+            }
             Some(b'0') => {
                 self.pos += 1;
                 if matches!(self.byte(self.pos), Some(b'x' | b'X')) {
@@ -358,7 +370,7 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                 }
                 if is_float_next(self) {
-                    return float(self);
+                    return Ok(float(self));
                 }
                 let text = &self.text[start..self.pos];
                 if illegal_octal {
@@ -372,7 +384,7 @@ impl<'a> Lexer<'a> {
             _ => {
                 self.skip_digits();
                 if is_float_next(self) {
-                    return float(self);
+                    return Ok(float(self));
                 }
                 Ok(Kind::Number(self.text[start..self.pos].to_owned()))
             }
@@ -925,17 +937,45 @@ mod tests {
         // v1 only objects to an 8 or 9 after the first digit.
         assert_eq!(int("m = 08"), "08");
         for f in [
-            "1.5", "-1.5", "1e5", "1E+5", "0.5", "08.5", "09e1", ".5", "1.",
+            "1.5", "-1.5", "1e5", "1E+5", "0.5", "08.5", "09e1", ".5", "1.", "1e", "0e-",
         ] {
             match only(&format!("m = {f}")).node.value {
                 Value::Float(t) => assert_eq!(t, f),
                 other => panic!("{f}: {other:?}"),
             }
         }
+        // An exponent without digits takes the next character, whatever
+        // it is, and no more; a leading '.' takes no exponent (its `e`
+        // ends the token), as in v1's scanner.
+        // Here the '}' after `1e` is in the number: the block goes on.
+        let e = entries("a { m = 1e}\nb = 0e\n\nc = 1ex\nd = .5e\n}");
+        let [Entry {
+            key,
+            node:
+                Node {
+                    value: Value::Object(inner),
+                    ..
+                },
+            ..
+        }] = &e[..]
+        else {
+            panic!("{e:?}")
+        };
+        let values: Vec<_> = inner
+            .iter()
+            .map(|e| (e.key.as_str(), e.line, &e.node.value))
+            .collect();
+        assert!(
+            key == "a"
+                && matches!(&values[..], [("m", 1, Value::Float(m)), ("b", 2, Value::Float(b)), ("c", 4, Value::Float(c)), ("d", 5, Value::Float(d))]
+                if m == "1e}" && b == "0e\n" && c == "1ex" && d == ".5e"),
+            "{values:?}"
+        );
+        assert!(error("m = 1ex5").message.contains("found the number 5"));
+        assert!(error("m = .5e3").message.contains("found the number 3"));
         for (conf, part) in [
             ("m = 0999", "illegal octal number 0999"),
             ("m = 0x", "no digits after 0x"),
-            ("m = 1e", "no digits in its exponent"),
             ("m = +1", "found '+'"),
             ("m = -x", "found '-'"),
         ] {

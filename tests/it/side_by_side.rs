@@ -787,6 +787,21 @@ svid_bundle_file_name = "bun\"dle\\.pem"
 jwt_svids = [{ jwt_audience = "a\nb", jwt_svid_file_name = "t\x41.token" }]
 "#,
         ),
+        // Only Go's decoder refuses these; no key reads them: read past.
+        // An exponent without digits takes the next character (here the
+        // line break), and the mode after the block is read.
+        Case::new(
+            "undecodable_strings_and_odd_numbers_where_no_key_reads_them",
+            &x509_with(
+                "health_checks {\n  a = \"\\400 \\U00110000 \\xff\"\n  b = 1e\n  c = .5e\n}\ncert_file_mode = 0600",
+            ),
+        ),
+        // Here it takes the block's '}': the mode is inside the block,
+        // which goes on to the end of the file, and is not read.
+        Case::new(
+            "an_exponent_without_digits_takes_the_closing_brace",
+            &x509_with("health_checks { a = 1e}\ncert_file_mode = 0600\n}"),
+        ),
         Case::new(
             "dollar_brace_kept_literally",
             "agent_address = \"{S}\"\ncert_dir = \"certs\"\nsvid_file_name = \"${name}.pem\"\nsvid_key_file_name = \"key.pem\"\nsvid_bundle_file_name = \"bundle.pem\"\njwt_svids = [{ jwt_audience = \"${aud}\", jwt_svid_file_name = \"${aud}.token\" }]\n",
