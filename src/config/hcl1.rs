@@ -948,7 +948,7 @@ mod tests {
         // it is, and no more; a leading '.' takes no exponent (its `e`
         // ends the token), as in v1's scanner.
         // Here the '}' after `1e` is in the number: the block goes on.
-        let e = entries("a { m = 1e}\nb = 0e\n\nc = 1ex\nd = .5e\n}");
+        let outer = entries("a { m = 1e}\nb = 0e\n\nc = 1ex\nd = .5e\n}");
         let [Entry {
             key,
             node:
@@ -957,9 +957,9 @@ mod tests {
                     ..
                 },
             ..
-        }] = &e[..]
+        }] = &outer[..]
         else {
-            panic!("{e:?}")
+            panic!("{outer:?}")
         };
         let values: Vec<_> = inner
             .iter()
@@ -967,8 +967,8 @@ mod tests {
             .collect();
         assert!(
             key == "a"
-                && matches!(&values[..], [("m", 1, Value::Float(m)), ("b", 2, Value::Float(b)), ("c", 4, Value::Float(c)), ("d", 5, Value::Float(d))]
-                if m == "1e}" && b == "0e\n" && c == "1ex" && d == ".5e"),
+                && matches!(&values[..], [("m", 1, Value::Float(t1)), ("b", 2, Value::Float(t2)), ("c", 4, Value::Float(t3)), ("d", 5, Value::Float(t4))]
+                if t1 == "1e}" && t2 == "0e\n" && t3 == "1ex" && t4 == ".5e"),
             "{values:?}"
         );
         assert!(error("m = 1ex5").message.contains("found the number 5"));
