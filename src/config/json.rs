@@ -106,6 +106,7 @@ enum Liberty {
     Escape,
     Control,
     Number,
+    Solidus,
 }
 
 impl Json<'_> {
@@ -513,9 +514,9 @@ impl Json<'_> {
     /// A string, from its opening quote, read as the Go helper's reader
     /// reads one: RFC 8259's escapes, and with a warning Go's others
     /// (`\a \v \NNN \xNN \UNNNNNNNN`, see the escape module) and control
-    /// characters other than a newline written as they are. `\/` and a
-    /// `\u` pair for a character beyond U+FFFF are read as JSON has them
-    /// (the Go helper refuses both). Its value, or where and why it cannot
+    /// characters other than a newline written as they are. `\/` (with a
+    /// warning) and a `\u` pair for a character beyond U+FFFF are read as
+    /// JSON has them (the Go helper refuses both). Its value, or where and why it cannot
     /// be decoded (see [`Value::Undecodable`]).
     fn string(&mut self) -> Result<Result<String, SyntaxError>, SyntaxError> {
         let start = self.pos;
@@ -573,6 +574,10 @@ impl Json<'_> {
         let at = self.pos;
         let e = match self.bytes.get(at + 1) {
             Some(b'/') => {
+                self.warn_once(
+                    Liberty::Solidus,
+                    "the escape \\/ is JSON, but the Go helper refuses it (\"illegal char escape\"): write / alone for a file both read",
+                );
                 self.pos += 2;
                 out.push(b'/');
                 return Ok(());
@@ -807,6 +812,14 @@ mod tests {
                 (1, "the number .5 is not JSON"),
                 (2, "list elements without a ',' between them are read, as the Go helper reads them"),
             ]
+        );
+
+        // `\/` is JSON, which the Go helper refuses: read, warned once.
+        let (e, warnings) = super::parse(r#"{"a": "\/tmp\/x"}"#).unwrap();
+        assert!(matches!(&e[0].node.value, Value::Str(s) if s == "/tmp/x"));
+        assert!(
+            matches!(&warnings[..], [(1, w)] if w.contains("the Go helper refuses it")),
+            "{warnings:?}"
         );
 
         // An exponent without digits takes the next character, a newline

@@ -45,6 +45,7 @@ const DELIBERATE: &[(&str, &str)] = &[
     ("failed_run_writes_nothing", "a failed one-shot run writes nothing; Go has written some files before it fails"),
     ("stricter_at_load", "refused at load where Go runs on: a trust domain, signal or argument Go only notices later"),
     ("jwt_svids_object", "jwt_svids as an unlabelled block or a single object is read here, with a warning; Go's decoder loses its fields and refuses the file"),
+    ("json_solidus", "the JSON escape \\/ (standard, and written for every '/' by some encoders) is read here, with a warning; Go's scanner refuses it"),
 ];
 
 /// What one helper did with one configuration.
@@ -538,6 +539,15 @@ fn explain(go: &Outcome, ours: &Outcome) -> Option<&'static str> {
         && ours.stderr.contains("refuses the file")
     {
         return Some("jwt_svids_object");
+    }
+    if go.code == Some(1)
+        && go.stderr.contains("illegal char escape")
+        && ours.code == Some(0)
+        && ours
+            .stderr
+            .contains("the escape \\/ is JSON, but the Go helper refuses it")
+    {
+        return Some("json_solidus");
     }
     if go.code.is_some_and(|c| c != 0) && ours.code.is_some_and(|c| c != 0) && ours.files.is_empty()
     {
