@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - `tree`: the parsed file, entries with their lines; `hcl1` reads HCL v1
-//!   as the Go helper's library does, `json` reads a JSON document.
+//!   as the Go helper's library does, `json` reads a JSON document as its
+//!   JSON reader does; `escape`: the string escapes both decode.
 //! - `read`: tree to typed values, key by key (types, file modes, NUL
 //!   bytes, enumerations, durations); unknown and repeated keys.
 //! - `rules`: checks across keys (outputs, daemon mode, process, health
