@@ -94,8 +94,9 @@ enum Last {
     Comma,
 }
 
-/// What the Go helper's reader accepts beyond RFC 8259 in a list, or in
-/// an inner object, warned about once per document.
+/// What the Go helper's reader accepts beyond RFC 8259 in a list, an
+/// inner object, a string or a number (or refuses, for `\/`), warned
+/// about once per document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Liberty {
     NoComma,
@@ -111,7 +112,13 @@ enum Liberty {
 
 impl Json<'_> {
     fn error(&self, message: String) -> SyntaxError {
-        let offset = floor_char_boundary(self.text, self.pos);
+        self.error_at(self.pos, message)
+    }
+
+    /// An error at `offset`, on the current line (a string's start or one
+    /// of its escapes: a string holds no line break).
+    fn error_at(&self, offset: usize, message: String) -> SyntaxError {
+        let offset = floor_char_boundary(self.text, offset);
         SyntaxError {
             line: self.line,
             column: self.text[self.line_start..offset].chars().count() + 1,
@@ -554,13 +561,7 @@ impl Json<'_> {
         if let Some(problem) = problem {
             return Ok(Err(problem));
         }
-        Ok(String::from_utf8(out).map_err(|_| {
-            let end = self.pos;
-            self.pos = start;
-            let e = self.error(NOT_UTF8.to_owned());
-            self.pos = end;
-            e
-        }))
+        Ok(String::from_utf8(out).map_err(|_| self.error_at(start, NOT_UTF8.to_owned())))
     }
 
     /// One escape, from its backslash: its bytes go to `out`. What the Go
@@ -615,12 +616,7 @@ impl Json<'_> {
                 Err(why) => why,
             }
         };
-        if problem.is_none() {
-            let end = self.pos;
-            self.pos = at;
-            *problem = Some(self.error(why));
-            self.pos = end;
-        }
+        problem.get_or_insert_with(|| self.error_at(at, why));
         Ok(())
     }
 
@@ -645,20 +641,23 @@ impl Json<'_> {
             if matches!(self.byte(), Some(b'e' | b'E')) {
                 self.pos += 1;
             }
-            return Ok(self.float(start));
+            return Ok(self.float(start, false));
         }
         if self.byte() == Some(b'-') {
             self.pos += 1;
         }
         let int_start = self.pos;
-        if digits(self) == 0 {
+        let int_digits = digits(self);
+        if int_digits == 0 {
             return Err(self.error(format!("expected a digit, found {}", self.found())));
         }
+        // Written as RFC 8259 writes a number (for the warning).
+        let mut standard = self.bytes[int_start] != b'0' || int_digits == 1;
         let mut float = false;
         if self.byte() == Some(b'.') {
             self.pos += 1;
             float = true;
-            digits(self);
+            standard &= digits(self) > 0;
         }
         if matches!(self.byte(), Some(b'e' | b'E')) {
             self.pos += 1;
@@ -667,6 +666,7 @@ impl Json<'_> {
                 self.pos += 1;
             }
             if digits(self) == 0 {
+                standard = false;
                 // Go's scanner takes the next character whatever it is,
                 // and nothing after it (`1ex5` is `1ex`, then `5`).
                 if let Some(c) = self.text[self.pos..].chars().next() {
@@ -679,9 +679,9 @@ impl Json<'_> {
             }
         }
         if float {
-            return Ok(self.float(start));
+            return Ok(self.float(start, standard));
         }
-        if self.bytes[int_start] == b'0' && self.pos - int_start > 1 {
+        if !standard {
             self.pos = int_start;
             return Err(self.error(
                 "a JSON number cannot start with 0 (for an octal file mode write it as a string, \"0644\")".to_owned(),
@@ -690,10 +690,11 @@ impl Json<'_> {
         Ok(Value::Int(self.text[start..self.pos].to_owned()))
     }
 
-    /// The float from `start` to here, warned about where it is not JSON.
-    fn float(&mut self, start: usize) -> Value {
+    /// The float from `start` to here, warned about where it is not
+    /// written as JSON writes one.
+    fn float(&mut self, start: usize, standard: bool) -> Value {
         let text = &self.text[start..self.pos];
-        if !is_json_number(text) {
+        if !standard {
             self.warn_once(
                 Liberty::Number,
                 &format!(
@@ -704,24 +705,6 @@ impl Json<'_> {
         }
         Value::Float(text.to_owned())
     }
-}
-
-/// Whether `text` is a number as RFC 8259 writes one.
-fn is_json_number(text: &str) -> bool {
-    let t = text.strip_prefix('-').unwrap_or(text);
-    let (mantissa, exponent) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], Some(&t[i + 1..])),
-        None => (t, None),
-    };
-    let (int, frac) = match mantissa.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (mantissa, None),
-    };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    all_digits(int)
-        && (int == "0" || !int.starts_with('0'))
-        && frac.is_none_or(all_digits)
-        && exponent.is_none_or(|e| all_digits(e.strip_prefix(['+', '-']).unwrap_or(e)))
 }
 
 #[cfg(test)]

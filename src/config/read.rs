@@ -523,30 +523,19 @@ impl Report {
                 out.invalid = true;
                 continue;
             }
-            match &e.node.value {
-                Value::Str(s) | Value::Int(s) => {
-                    out = Text {
-                        value: s.clone(),
-                        line: Some(e.line),
-                        invalid: false,
-                    }
-                }
-                Value::Null => {
-                    out = Text {
-                        value: String::new(),
-                        line: Some(e.line),
-                        invalid: false,
-                    }
-                }
+            let (value, invalid) = match &e.node.value {
+                Value::Str(s) | Value::Int(s) => (s.clone(), false),
+                Value::Null => (String::new(), false),
                 _ => {
                     self.type_error(name, &e.node, "a string");
-                    out = Text {
-                        value: String::new(),
-                        line: Some(e.line),
-                        invalid: true,
-                    }
+                    (String::new(), true)
                 }
-            }
+            };
+            out = Text {
+                value,
+                line: Some(e.line),
+                invalid,
+            };
         }
         out
     }
