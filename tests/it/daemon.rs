@@ -31,7 +31,7 @@ async fn rotations_pushed_by_the_agent_reach_the_files() {
                 "the key must match the certificate once the certificate is in place"
             );
         }
-        w.wait_listing(&["svid.pem", "svid_bundle.pem", "svid_key.pem"])
+        w.wait_listing("certs", &["svid.pem", "svid_bundle.pem", "svid_key.pem"])
             .await;
         assert!(!d.logs().contains("PRIVATE KEY"));
         d.signal(nix::sys::signal::Signal::SIGTERM);

@@ -142,20 +142,17 @@ async fn a_bundle_per_trust_domain_never_merged_and_stale_ones_removed() {
         (!dir.join("other.test.pem").exists()).then_some(())
     })
     .await;
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
+    // The removal's backup name goes just after it.
+    w.wait_listing(
+        "certs/bundles",
+        &[
             "ca.crt",
             "example.org.pem",
             "federated.test.pem",
-            "notes.txt"
-        ]
-    );
+            "notes.txt",
+        ],
+    )
+    .await;
     drop(d);
 }
 

@@ -91,27 +91,33 @@ impl Workdir {
 
     /// Every entry of `certs/`, sorted.
     pub fn cert_listing(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.certs())
-            .expect("read certs")
+        self.listing("certs")
+    }
+
+    /// The sorted names in a directory below this one.
+    pub fn listing(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.path().join(rel))
+            .unwrap_or_else(|e| panic!("read {rel}: {e}"))
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         v.sort();
         v
     }
 
-    /// Waits until `certs/` holds exactly `names` (a batch's backup names
-    /// are removed just after its last rename), failing with the listing.
-    pub async fn wait_listing(&self, names: &[&str]) {
+    /// Waits until the directory `rel` below this one holds exactly `names`
+    /// (a batch's backup names are removed just after its last rename or
+    /// removal), failing with the listing.
+    pub async fn wait_listing(&self, rel: &str, names: &[&str]) {
         let want: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         wait_until(
-            "certs/ to hold exactly those files",
+            &format!("{rel}/ to hold exactly those files"),
             Duration::from_secs(10),
             || {
-                let got = self.cert_listing();
+                let got = self.listing(rel);
                 std::future::ready(if got == want {
                     Ok(())
                 } else {
-                    Err(format!("certs/ holds {got:?}, expected {want:?}"))
+                    Err(format!("{rel}/ holds {got:?}, expected {want:?}"))
                 })
             },
         )
