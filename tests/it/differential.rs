@@ -160,7 +160,12 @@ fn x509_items(g: &mut Gen, items: &mut Vec<(String, Val)>) -> bool {
             "omit_expired",
         ] {
             if g.chance(0.3) {
-                items.push((key.into(), Val::Raw((*g.pick(&["true", "false"])).into())));
+                let v = if g.chance(0.85) {
+                    *g.pick(&["true", "false"])
+                } else {
+                    *g.pick(&["\"true\"", "\"false\"", "1", "0", "\"1\"", "\"f\"", "2"])
+                };
+                items.push((key.into(), Val::Raw(v.into())));
             }
         }
     }
@@ -199,9 +204,16 @@ fn other_items(g: &mut Gen, items: &mut Vec<(String, Val)>) {
         "jwt_svid_file_mode",
     ] {
         if g.chance(0.25) {
-            let v = *g.pick(&[
-                "0644", "0600", "0640", "0444", "0400", "420", "\"0644\"", "0664", "0",
-            ]);
+            let v = if g.chance(0.85) {
+                *g.pick(&[
+                    "0644", "0600", "0640", "0444", "0400", "420", "\"0644\"", "0664", "0",
+                ])
+            } else {
+                *g.pick(&[
+                    "0x1a4", "420.0", "4.2e2", "-1", "0o644", "\"420\"", "true", "07777", "010000",
+                    "0644.5", "[0644]",
+                ])
+            };
             items.push((key.into(), Val::Raw(v.into())));
         }
     }
