@@ -45,6 +45,7 @@ const DELIBERATE: &[(&str, &str)] = &[
     ("failed_run_writes_nothing", "a failed one-shot run writes nothing; Go has written some files before it fails"),
     ("stricter_at_load", "refused at load where Go runs on: a trust domain, signal or argument Go only notices later"),
     ("jwt_svids_object", "jwt_svids as an unlabelled block or a single object is read here, with a warning; Go's decoder loses its fields and refuses the file"),
+    ("agent_address_url", "agent_address as a unix: URL is read here; Go prepends unix:// to it and cannot dial"),
     ("json_solidus", "the JSON escape \\/ (standard, and written for every '/' by some encoders) is read here, with a warning; Go's scanner refuses it"),
 ];
 
@@ -95,11 +96,14 @@ struct Conf {
 fn generate(g: &mut Gen, socket: &str) -> Conf {
     let mut items: Vec<(String, Val)> = Vec::new();
     if g.chance(0.9) {
-        let addr = if g.chance(0.2) {
-            let (head, last) = socket.split_at(socket.len() - 1);
-            format!("{head}%{:02X}", last.as_bytes()[0])
-        } else {
-            socket.to_owned()
+        let addr = match g.rng.u8(0..20) {
+            0..=3 => {
+                let (head, last) = socket.split_at(socket.len() - 1);
+                format!("{head}%{:02X}", last.as_bytes()[0])
+            }
+            4 => format!("unix://{socket}"),
+            5 => format!("unix:{socket}"),
+            _ => socket.to_owned(),
         };
         items.push(("agent_address".into(), Val::Str(addr)));
     }
@@ -223,7 +227,7 @@ fn other_items(g: &mut Gen, items: &mut Vec<(String, Val)>) {
     if g.chance(0.1) {
         items.push((
             "renew_signal".into(),
-            Val::Str((*g.pick(&["SIGHUP", "SIGUSR1"])).into()),
+            Val::Str((*g.pick(&["SIGHUP", "SIGUSR1", "HUP", "sighup", "SIGFOO", "1", ""])).into()),
         ));
     }
     if g.chance(0.08) {
@@ -560,6 +564,9 @@ fn explain(go: &Outcome, ours: &Outcome) -> Option<&'static str> {
             .contains("the escape \\/ is JSON, but the Go helper refuses it")
     {
         return Some("json_solidus");
+    }
+    if go.code == Some(1) && go.stderr.contains("invalid (non-empty) authority: unix:") {
+        return Some("agent_address_url");
     }
     if go.code.is_some_and(|c| c != 0) && ours.code.is_some_and(|c| c != 0) && ours.files.is_empty()
     {
