@@ -369,9 +369,11 @@ impl Json<'_> {
                 self.pos += 1;
                 true
             }
-            Some(b) if b.is_ascii_alphabetic() || b == b'_' => {
-                // Go's identifiers go on through letters and digits of
-                // any script: `trueé` is one (illegal) word there.
+            Some(_) => {
+                // Anything else is a word (empty where it starts with no
+                // letter or digit); only true, false and null are tokens. Go's
+                // identifiers go on through letters, digits of any script
+                // and '-': `trueé` is one (illegal) word there.
                 let word: usize = self.text[self.pos..]
                     .chars()
                     .take_while(|&c| hcl1::is_letter(c) || hcl1::is_digit(c) || c == '-')
@@ -380,7 +382,7 @@ impl Json<'_> {
                 self.pos += word;
                 matches!(&self.text[saved.0..self.pos], "true" | "false" | "null")
             }
-            _ => false,
+            None => false,
         };
         if !ok {
             (self.pos, self.line, self.line_start) = saved;
@@ -884,6 +886,9 @@ mod tests {
             ),
             ("{\"a\" \"\\xff\": {}}", 1, 6, "not UTF-8 text"),
             ("{\"\\ud800\": 1}", 1, 3, "low surrogate"),
+            ("{\"\\ud800\\ud800\": 1}", 1, 3, "low surrogate"),
+            ("{\"\\ud800\\n\": 1}", 1, 3, "low surrogate"),
+            ("{\"\\ud800\\U0000dc00\": 1}", 1, 3, "low surrogate"),
             ("{\"a\": tru}", 1, 7, "expected a JSON value"),
             ("{\"a\": -}", 1, 8, "expected a digit"),
             ("{\"a\": -.5}", 1, 8, "expected a digit"),
@@ -1054,13 +1059,63 @@ mod tests {
         let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["h", "c"]);
         assert_eq!(w.len(), 1, "{w:?}");
+        // true, false and null are tokens there, skipped like ']'.
+        let (e, _) = super::parse("{\"h\": {\"a\": 1 true , \"b\": 2}, \"c\": 3}").unwrap();
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["h", "b"]);
         // What Go's scanner cannot read there is an error.
         for bad in [
             "{\"h\": {\"a\": 1 # x}}",
             "{\"h\": {\"a\": 1 nope}}",
+            // A word runs on through '-', as Go's identifiers do.
+            "{\"h\": {\"a\": 1 true-x}}",
             "{\"h\": {\"a\": 1 01}}",
         ] {
             assert!(super::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_way_an_object_or_list_ends_gives_its_level_back() {
+        // A hundred siblings of each form, more than MAX_DEPTH (64): each
+        // must close the levels it opened, whichever way it ends.
+        for (form, warned) in [
+            ("{}", 0),
+            ("{\"x\": 1}", 0),
+            ("{\"x\": 1,}", 1),
+            ("[1]", 0),
+            ("{\"x\" }", 1),
+            ("{\"x\": [1 }", 1),
+        ] {
+            let body: Vec<String> = (0..100).map(|i| format!("\"k{i}\": {form}")).collect();
+            let text = format!("{{{}}}", body.join(", "));
+            let (e, w) = super::parse(&text).unwrap_or_else(|e| panic!("{form}: {e:?}"));
+            assert_eq!(e.len(), 100, "{form}");
+            assert_eq!(w.len(), 100 * warned, "{form}: {w:?}");
+        }
+        // An inner object missing a comma ends at the token it skips.
+        let body: Vec<String> = (0..100)
+            .map(|i| format!("\"k{i}\": {{\"a\": 1 ]"))
+            .collect();
+        let (e, w) = super::parse(&format!("{{{}}}", body.join(", "))).unwrap();
+        assert_eq!(e.len(), 100);
+        assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    #[test]
+    fn standard_text_is_read_without_a_warning() {
+        for text in [
+            "{\"a\": \"x y\"}",
+            "{\"a\": 1.5}",
+            "{\"a\": 1.5e3}",
+            "{\"a\": 0.5}",
+        ] {
+            let (_, w) = super::parse(text).unwrap();
+            assert!(w.is_empty(), "{text}: {w:?}");
+        }
+        for text in ["{\"a\": 1.}", "{\"a\": 1.e3}", "{\"a\": \"x\ty\"}"] {
+            let (_, w) = super::parse(text).unwrap();
+            assert_eq!(w.len(), 1, "{text}: {w:?}");
         }
     }
 
