@@ -325,11 +325,7 @@ impl<'a> Lexer<'a> {
                 }
                 if l.skip_digits() == 0 {
                     if let Some(c) = l.peek_char() {
-                        l.pos += c.len_utf8();
-                        if c == '\n' {
-                            l.line += 1;
-                            l.line_start = l.pos;
-                        }
+                        l.advance_to(l.pos + c.len_utf8());
                     }
                 }
             }

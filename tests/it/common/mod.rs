@@ -96,12 +96,7 @@ impl Workdir {
 
     /// The sorted names in a directory below this one.
     pub fn listing(&self, rel: &str) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.path().join(rel))
-            .unwrap_or_else(|e| panic!("read {rel}: {e}"))
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
+        listing(&self.path().join(rel))
     }
 
     /// Waits until the directory `rel` below this one holds exactly `names`
@@ -447,6 +442,16 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
     Some((code, body))
+}
+
+/// The sorted names in `dir`.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Reads a file if it exists.
