@@ -871,6 +871,13 @@ mod tests {
         let e = error("a = \"${x\"\n");
         assert_eq!((e.line, e.column), (1, 5));
         assert!(e.message.contains("${ in it is never closed"), "{e:?}");
+        assert_eq!(error("a = \"x").message, "string not terminated");
+        // Braces nest inside it: the quote after an inner pair is still
+        // inside the section.
+        assert_eq!(string(r#"a = "${ {x} "y" }""#), r#"${ {x} "y" }"#);
+        // A column after a newline inside it counts from that line.
+        let e = error("a = \"${\n}\" @");
+        assert_eq!((e.line, e.column), (2, 4));
     }
 
     #[test]
@@ -1022,8 +1029,19 @@ mod tests {
         let e = error("a");
         assert!(e.message.contains("found the end of the file"), "{e:?}");
         let e = error("h {\n a = 1\n");
-        assert!(e.message.contains("opened with '{' on line 1"), "{e:?}");
+        assert!(
+            e.message.contains("the object opened with '{' on line 1"),
+            "{e:?}"
+        );
         assert_eq!(e.line, 3);
+        for conf in ["a = [", "a = [1", "a = [1,", "a = [[1]"] {
+            let e = error(conf);
+            assert!(
+                e.message
+                    .contains("the list opened with '[' on line 1 is not closed"),
+                "{conf}: {e:?}"
+            );
+        }
         let e = error("a = 1,, b = 2");
         assert!(e.message.contains("expected a key, found ','"), "{e:?}");
     }
@@ -1064,6 +1082,12 @@ mod tests {
         assert!(e.message.contains("comment not terminated"));
         let e = error("a = 1 / 2");
         assert_eq!((e.line, e.column), (1, 7));
+        // A column after a comment that spans lines counts from the
+        // comment's last line.
+        let e = error("a = 1 /*\nxy */ @");
+        assert_eq!((e.line, e.column), (2, 7));
+        let e = error("a = 1 /* x\n\n  yz */ @");
+        assert_eq!((e.line, e.column), (3, 9));
     }
 
     #[test]
@@ -1082,6 +1106,11 @@ mod tests {
         // Unless some line has less of it: then the text stays as it is.
         assert_eq!(string("a = <<-EOT\n  x\n y\n  EOT\n"), "  x\n y\n");
         assert_eq!(string("a = <<-EOT\nx\nEOT\n"), "x\n");
+        // When a line is less indented, only the closing line's last
+        // character of indentation is cut, then its spaces and tabs: a
+        // vertical tab goes only as that last character.
+        assert_eq!(string("a = <<-EOT\nx\n\u{b}EOT\n"), "x\n");
+        assert_eq!(string("a = <<-EOT\nx\n\u{b}\u{b}EOT\n"), "x\n\u{b}");
         // The text is literal: no escapes, quotes are plain.
         assert_eq!(string("a = <<EOF\n\"${x}\" \\n\nEOF\n"), "\"${x}\" \\n\n");
         // CRLF line ends count as LF.
@@ -1096,6 +1125,23 @@ mod tests {
             .message
             .contains("must end its line"));
         assert!(error("a = <x").message.contains("unexpected '<'"));
+    }
+
+    #[test]
+    fn a_key_is_made_of_letters_and_digits_of_any_script() {
+        let keys: Vec<String> = entries("é = 1\nключ٣ = 2\n_a9 = 3\n")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["é", "ключ٣", "_a9"]);
+        // Other characters outside ASCII are neither.
+        let e = error("€ = 1");
+        assert_eq!((e.line, e.column), (1, 1));
+        assert_eq!(e.message, "unexpected character '€'");
+        let e = error("a€ = 1");
+        assert_eq!((e.line, e.column), (1, 2));
+        // A digit does not start a key.
+        assert!(error("٣ = 1").message.contains("unexpected character"));
     }
 
     #[test]
@@ -1124,6 +1170,10 @@ mod tests {
         assert_eq!(e.column, 1 + 3 * MAX_DEPTH + 2);
         let deep = format!("a = {}", "[{b = ".repeat(50_000));
         assert!(error(&deep).message.contains("more than 64 levels"));
+        // Siblings are not nesting: each closed object or list gives its
+        // level back.
+        let siblings = "a = { b = [[], {}] }\n".repeat(3 * MAX_DEPTH);
+        assert_eq!(entries(&siblings).len(), 3 * MAX_DEPTH);
     }
 
     /// Inputs that were slow or deep for other parsers: each must finish,
