@@ -996,6 +996,11 @@ mod tests {
         ] {
             assert_eq!(x509_mode(&format!("cert_file_mode = {v}")), want, "{v}");
         }
+        // 0777 is the widest mode without a word about higher bits.
+        assert!(warnings(&format!("{SVID}cert_file_mode = 0777\n")).is_empty());
+        assert!(
+            warnings(&format!("{SVID}cert_file_mode = 01777\n"))[0].contains("has bits above 0777")
+        );
     }
 
     #[test]
@@ -1157,6 +1162,13 @@ mod tests {
         assert_eq!(
             problem(&format!("{SVID}zzzzzzzz = 1\n")),
             "unknown key \"zzzzzzzz\""
+        );
+        // No hint for a key that is nowhere.
+        assert_eq!(
+            problem(
+                "jwt_svids = [{ jwt_audience = \"a\", jwt_svid_file_name = \"t\", zzzzzzzz = 1 }]\n"
+            ),
+            "unknown key \"zzzzzzzz\" in jwt_svids[0]"
         );
         // Unknown keys in health_checks are ignored by the Go helper: a warning here.
         assert_eq!(
@@ -1499,11 +1511,93 @@ health_checks = { listener_enabled = true }
     }
 
     #[test]
+    fn warnings_beyond_the_shown_ones_are_counted() {
+        let quoted = |n: usize| -> String { (0..n).map(|i| format!("\"zz{i}\" = 1\n")).collect() };
+        let w = warnings(&format!("{SVID}{}", quoted(SHOWN_PROBLEMS)));
+        assert_eq!(w.len(), SHOWN_PROBLEMS);
+        assert!(w.iter().all(|w| w.contains("unknown key")), "{w:?}");
+        let w = warnings(&format!("{SVID}{}", quoted(SHOWN_PROBLEMS + 2)));
+        assert_eq!(w.len(), SHOWN_PROBLEMS + 1);
+        assert_eq!(w[SHOWN_PROBLEMS], "helper.conf: ... and 2 more warnings");
+        // The shown ones are the first, in file order.
+        assert!(w[0].starts_with("helper.conf line 4: unknown key \"zz0\""));
+    }
+
+    #[test]
+    fn a_json_null_string_is_empty() {
+        let c = ok(r#"{"svid_file_name": "s", "svid_key_file_name": "k",
+            "svid_bundle_file_name": "b", "cert_dir": null}"#);
+        assert_eq!(c.cert_dir, PathBuf::new());
+        assert!(problem(
+            r#"{"svid_file_name": "s", "svid_key_file_name": "k",
+            "svid_bundle_file_name": "b", "daemon_mode": null}"#
+        )
+        .contains("daemon_mode must be"));
+    }
+
+    #[test]
+    fn a_message_about_a_variable_names_it() {
+        let read_text = |text: &str, vars: &[(&str, &str)]| {
+            let sources = super::super::Sources {
+                expand_env: false,
+                vars: vars
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            };
+            super::super::parse_with(
+                text,
+                std::path::Path::new("helper.conf"),
+                None,
+                &sources,
+                &no_env,
+            )
+        };
+        let read = |vars: &[(&str, &str)]| read_text(SVID, vars);
+        match read(&[("SPIFFE_HLP_KEY_FILE_MODE", "rw")]) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert_eq!(problems[0].line, None);
+                assert!(
+                    problems[0].message.starts_with(
+                        "environment variable SPIFFE_HLP_KEY_FILE_MODE: key_file_mode"
+                    ),
+                    "{problems:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let w = read(&[("SPIFFE_HLP_CERT_FILE_MODE", "644")])
+            .unwrap()
+            .warnings;
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "helper.conf: environment variable SPIFFE_HLP_CERT_FILE_MODE: cert_file_mode = 644 is the decimal number 644"
+            ),
+            "{w:?}"
+        );
+        // A message at a line of the file keeps its line beside one.
+        let w = read_text(
+            &format!("{SVID}cert_file_mode = 644\n"),
+            &[("SPIFFE_HLP_KEY_FILE_MODE", "0600")],
+        )
+        .unwrap()
+        .warnings;
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("helper.conf line 4: cert_file_mode = 644"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
     fn helpers() {
         assert_eq!(rwx(0o640), "rw-r-----");
         assert_eq!(line_list(&[7]), "7");
         assert_eq!(line_list(&[1, 2]), "1 and 2");
         assert_eq!(line_list(&[1, 2, 3]), "1, 2 and 3");
+        assert_eq!(line_list(&[1, 2, 3, 4, 5]), "1, 2, 3, 4 and 5");
         assert_eq!(line_list(&[1, 2, 3, 4, 5, 6]), "1, 2, 3, 4, 5, …");
         assert!(conventional(0o644) && conventional(0o755) && conventional(0o400));
         assert!(!conventional(0o674) && !conventional(0o204) && !conventional(0o046));
