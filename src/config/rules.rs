@@ -1084,6 +1084,12 @@ mod tests {
         );
         // Empty cmd and cmd_args, as upstream's own example has them: quiet.
         assert!(warnings(&format!("{SVID}cmd = \"\"\ncmd_args = \"\"\n")).is_empty());
+        // An empty list is unset too; a list with an argument is not.
+        assert!(warnings(&format!("{SVID}cmd_args = []\n")).is_empty());
+        assert_eq!(
+            warnings(&format!("{SVID}cmd_args = [\"a\"]\n")),
+            ["helper.conf line 4: cmd_args is set but cmd is not: it is ignored"]
+        );
     }
 
     #[test]
