@@ -816,6 +816,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pkcs12_outputs_read_the_first_line_of_their_password_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "changeit\nnot this\n").unwrap();
+        let conf = |outputs: &str| {
+            format!(
+                "cert_dir = \"c\"\n{outputs}pkcs12_password_file = \"{}\"\n",
+                pw.display()
+            )
+        };
+        let p = ok(&conf("pkcs12_file_name = \"ks.p12\"\n"))
+            .x509
+            .unwrap()
+            .pkcs12
+            .unwrap();
+        assert_eq!(p.password, "changeit");
+        assert_eq!(p.password_file, pw);
+        assert_eq!(p.keystore.unwrap().path, PathBuf::from("c/ks.p12"));
+        assert!(p.truststore.is_none());
+        // A truststore alone is an output too, and holds no key.
+        let ts = conf("pkcs12_truststore_file_name = \"ts.p12\"\nkey_file_mode = 0644\n");
+        let p = ok(&ts).x509.unwrap().pkcs12.unwrap();
+        assert!(p.keystore.is_none());
+        assert_eq!(p.truststore.unwrap().path, PathBuf::from("c/ts.p12"));
+        assert!(warnings(&ts).is_empty(), "{:?}", warnings(&ts));
+        // A keystore holds the key, so its mode is warned about.
+        let w = warnings(&conf(
+            "pkcs12_file_name = \"ks.p12\"\nkey_file_mode = 0644\n",
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("key_file_mode gives the private key mode 0644"),
+            "{w:?}"
+        );
+        // An empty first line, bytes that are not text, no file.
+        let ks = conf("pkcs12_file_name = \"ks.p12\"\n");
+        std::fs::write(&pw, "\nchangeit\n").unwrap();
+        assert!(
+            problem(&ks).ends_with(": its first line, the password, is empty"),
+            "{}",
+            problem(&ks)
+        );
+        std::fs::write(&pw, b"\xff\xfe\n").unwrap();
+        assert!(problem(&ks).ends_with(": the password is not UTF-8 text"));
+        std::fs::remove_file(&pw).unwrap();
+        assert!(problem(&ks).starts_with(&format!(
+            "pkcs12_password_file \"{}\": No such file",
+            pw.display()
+        )));
+    }
+
+    #[test]
     fn output_rules() {
         assert_eq!(
             problem("svid_file_name = \"s\"\nsvid_key_file_name = \"k\"\n"),
