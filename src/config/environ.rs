@@ -312,4 +312,57 @@ mod tests {
             .iter()
             .any(|e| e.key == "jwt_svids" && matches!(e.node.value, Value::List(_))));
     }
+
+    #[test]
+    fn values_are_read_by_their_key_s_type_around_blanks() {
+        use super::super::testing::{load_env, SVID};
+        let read = |vars: &[(&str, &str)]| match load_env(SVID, vars) {
+            Ok(l) => l.config,
+            Err(e) => panic!("{vars:?}: {e}"),
+        };
+        let c = read(&[
+            ("SPIFFE_HLP_KEY_FILE_MODE", " 0640 "),
+            ("SPIFFE_HLP_OMIT_EXPIRED", " T "),
+            ("SPIFFE_HLP_HEALTH_CHECKS_BIND_PORT", " 9000"),
+            ("SPIFFE_HLP_HEALTH_CHECKS_LISTENER_ENABLED", "1"),
+            ("SPIFFE_HLP_ONESHOT_MAX_WAIT", " 90 "),
+        ]);
+        let x509 = c.x509.unwrap();
+        assert_eq!(x509.files.unwrap().key.mode, 0o640);
+        assert!(x509.omit_expired);
+        assert_eq!(c.health.bind_port, 9000);
+        assert!(c.health.listener_enabled);
+        assert_eq!(c.oneshot_max_wait, std::time::Duration::from_secs(90));
+        // A duration with a unit is a duration string; empty is unset.
+        let c = read(&[("SPIFFE_HLP_ONESHOT_MAX_WAIT", "1m30s")]);
+        assert_eq!(c.oneshot_max_wait, std::time::Duration::from_secs(90));
+        let c = read(&[("SPIFFE_HLP_ONESHOT_MAX_WAIT", "")]);
+        assert_eq!(c.oneshot_max_wait, super::super::DEFAULT_ONESHOT_MAX_WAIT);
+    }
+
+    #[test]
+    fn a_variable_replaces_the_file_s_entries_of_its_key() {
+        use super::super::testing::load_env;
+        // Repeated jwt_svids in a file add up; the environment's replace
+        // them all.
+        let file = "jwt_svids = [{ jwt_audience = \"a\", jwt_svid_file_name = \"a.jwt\" }]\n\
+                    jwt_svids = [{ jwt_audience = \"b\", jwt_svid_file_name = \"b.jwt\" }]\n\
+                    health_checks {\n  bind_port = 1\n  listener_enabled = true\n}\n";
+        let c = load_env(
+            file,
+            &[
+                (
+                    "SPIFFE_HLP_JWT_SVIDS",
+                    "[{jwt_audience = \"c\", jwt_svid_file_name = \"c.jwt\"}]",
+                ),
+                ("SPIFFE_HLP_HEALTH_CHECKS_BIND_PORT", "9000"),
+            ],
+        )
+        .unwrap()
+        .config;
+        let audiences: Vec<&str> = c.jwt_svids.iter().map(|j| j.audience.as_str()).collect();
+        assert_eq!(audiences, ["c"]);
+        assert_eq!(c.health.bind_port, 9000);
+        assert!(c.health.listener_enabled);
+    }
 }

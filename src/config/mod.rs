@@ -599,6 +599,18 @@ pub(crate) mod testing {
         p[0].message.clone()
     }
 
+    /// [`load_text`] with these `SPIFFE_HLP_` variables set.
+    pub fn load_env(text: &str, vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        let sources = Sources {
+            expand_env: false,
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        parse_with(text, Path::new("helper.conf"), None, &sources, &no_env)
+    }
+
     pub fn error_text(text: &str) -> String {
         load_text(text).unwrap_err().to_string()
     }
@@ -855,6 +867,87 @@ health_checks {
         );
         assert_eq!(lines[1], "  helper.conf line 1: unknown key \"bogus0\"");
         assert_eq!(lines[41], "  ... and 61 more problems");
+        // Forty in all: every one shown, nothing counted.
+        let text: String = (0..39).map(|i| format!("bogus{i} = 1\n")).collect();
+        let shown = load_text(&text).unwrap_err().to_string();
+        assert_eq!(shown.lines().count(), 1 + 40, "{shown}");
+        assert!(!shown.contains("more problems"), "{shown}");
+    }
+
+    #[test]
+    fn a_reload_names_what_changed() {
+        let old = ok(SVID);
+        assert!(old.changes(&ok(SVID)).is_empty());
+        let new = ok(&format!(
+            "{SVID}agent_address = \"/a.sock\"\ncert_dir = \"c\"\ncmd = \"x\"\nlog_level = \"debug\"\n"
+        ));
+        assert_eq!(
+            old.changes(&new),
+            [
+                "agent_address",
+                "cert_dir",
+                "x509 outputs",
+                "cmd",
+                "logging"
+            ]
+        );
+        let new = ok(&format!(
+            "{SVID}jwt_bundle_file_name = \"b.json\"\nrenew_signal = \"SIGHUP\"\npid_file_name = \"p\"\nhealth_checks {{\n  listener_enabled = true\n}}\n"
+        ));
+        assert_eq!(
+            old.changes(&new),
+            ["jwt_bundle_file_name", "process", "health_checks"]
+        );
+    }
+
+    #[test]
+    fn where_each_setting_came_from() {
+        let c = load_env(
+            &format!("{SVID}health_checks {{\n  bind_port = 8081\n}}\n"),
+            &[("SPIFFE_HLP_CERT_DIR", "/certs")],
+        )
+        .unwrap()
+        .config;
+        let from: Vec<(&str, &str)> = c.sources.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            from,
+            [
+                ("cert_dir", "environment"),
+                ("health_checks.bind_port", "file"),
+                ("svid_bundle_file_name", "file"),
+                ("svid_file_name", "file"),
+                ("svid_key_file_name", "file"),
+            ]
+        );
+        let s = Sources::from_process(true);
+        assert!(s.expand_env);
+        assert!(s.vars.iter().all(|(k, _)| k.starts_with("SPIFFE_HLP_")));
+    }
+
+    #[test]
+    fn the_default_one_shot_wait_outlasts_the_go_helper_s_retries() {
+        // The Go helper retries PermissionDenied after 10 ms x 5^k, k = 0
+        // to 8: about 81 minutes in all.
+        let go: std::time::Duration = (0..9)
+            .map(|k| std::time::Duration::from_millis(10 * 5u64.pow(k)))
+            .sum();
+        assert!(DEFAULT_ONESHOT_MAX_WAIT >= go);
+        assert!(DEFAULT_ONESHOT_MAX_WAIT - go < std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_pkcs12_password_is_never_shown() {
+        let p = Pkcs12Output {
+            keystore: None,
+            truststore: None,
+            password: "changeit".to_owned(),
+            password_file: "pw".into(),
+            profile: crate::pkcs12::Profile::default(),
+        };
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("changeit"), "{shown}");
+        assert!(shown.contains("password: \"<redacted>\""), "{shown}");
+        assert!(shown.contains("password_file: \"pw\""), "{shown}");
     }
 
     #[test]
@@ -876,6 +969,11 @@ health_checks {
             source: std::io::Error::other("no"),
         };
         assert!(read.warnings().is_empty());
+        assert_eq!(read.log_format(), LogFormat::Text);
+        // A file that says how to log is logged that way, even when it is
+        // invalid.
+        let e = load_text("log_format = \"json\"\n").unwrap_err();
+        assert_eq!(e.log_format(), LogFormat::Json);
     }
 
     #[test]

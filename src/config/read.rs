@@ -1537,23 +1537,7 @@ health_checks = { listener_enabled = true }
 
     #[test]
     fn a_message_about_a_variable_names_it() {
-        let read_text = |text: &str, vars: &[(&str, &str)]| {
-            let sources = super::super::Sources {
-                expand_env: false,
-                vars: vars
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            };
-            super::super::parse_with(
-                text,
-                std::path::Path::new("helper.conf"),
-                None,
-                &sources,
-                &no_env,
-            )
-        };
-        let read = |vars: &[(&str, &str)]| read_text(SVID, vars);
+        let read = |vars: &[(&str, &str)]| load_env(SVID, vars);
         match read(&[("SPIFFE_HLP_KEY_FILE_MODE", "rw")]) {
             Err(ConfigError::Invalid { problems, .. }) => {
                 assert_eq!(problems.len(), 1, "{problems:?}");
@@ -1577,16 +1561,21 @@ health_checks = { listener_enabled = true }
             ),
             "{w:?}"
         );
-        // A message at a line of the file keeps its line beside one.
-        let w = read_text(
-            &format!("{SVID}cert_file_mode = 644\n"),
+        // A message at a line of the file keeps its line beside one, the
+        // first line too.
+        let w = load_env(
+            &format!("cert_file_mode = 644\n{SVID}jwt_bundle_file_mode = 600\n"),
             &[("SPIFFE_HLP_KEY_FILE_MODE", "0600")],
         )
         .unwrap()
         .warnings;
-        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].starts_with("helper.conf line 4: cert_file_mode = 644"),
+            w[0].starts_with("helper.conf line 1: cert_file_mode = 644"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("helper.conf line 5: jwt_bundle_file_mode = 600"),
             "{w:?}"
         );
     }
