@@ -219,12 +219,11 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 /// Go's `getShellName`: the name after a `$` and how many bytes it took.
+/// (Go's own case for one special character in braces, `${*}`, gives what
+/// the scan to the closing brace gives, so it is left out.)
 fn shell_name(s: &str) -> (&str, usize) {
     let b = s.as_bytes();
     if b[0] == b'{' {
-        if b.len() > 2 && is_special(b[1]) && b[2] == b'}' {
-            return (&s[1..2], 3);
-        }
         for (i, &c) in b.iter().enumerate().skip(1) {
             if c == b'}' {
                 if i == 1 {
@@ -258,6 +257,8 @@ mod tests {
         let env = |k: &str| match k {
             "A" => Some("x".to_owned()),
             "B_1" => Some("y".to_owned()),
+            "1" => Some("one".to_owned()),
+            "*" => Some("all".to_owned()),
             _ => None,
         };
         for (text, want) in [
@@ -268,8 +269,12 @@ mod tests {
             ("${}", ""),
             ("${A", "A"),
             ("$$", ""),
-            ("$1x", "x"),
+            // A digit or special character is a name of its own.
+            ("$1x", "onex"),
             ("héllo $A", "héllo x"),
+            ("${1}-${*}-${A}", "one-all-x"),
+            ("${1x}", ""),
+            ("${1", "1"),
         ] {
             assert_eq!(expand(text, &env), want, "{text:?}");
         }

@@ -879,13 +879,14 @@ health_checks {
         let old = ok(SVID);
         assert!(old.changes(&ok(SVID)).is_empty());
         let new = ok(&format!(
-            "{SVID}agent_address = \"/a.sock\"\ncert_dir = \"c\"\ncmd = \"x\"\nlog_level = \"debug\"\n"
+            "{SVID}agent_address = \"/a.sock\"\ncert_dir = \"c\"\ncmd = \"x\"\nlog_level = \"debug\"\nhint = \"db\"\n"
         ));
         assert_eq!(
             old.changes(&new),
             [
                 "agent_address",
                 "cert_dir",
+                "hint",
                 "x509 outputs",
                 "cmd",
                 "logging"

@@ -81,6 +81,25 @@ mod tests {
         assert_eq!(d("abc", "abc"), 0);
         assert_eq!(d("é", "e"), 1);
         assert_eq!(d("abc", ""), 3);
+        assert_eq!(d("abc", "abd"), 1);
+        assert_eq!(d("abc", "xyz"), 3);
+        assert_eq!(d("flaw", "lawn"), 2);
+        assert_eq!(d("cert_dir", "cret_dir"), 2);
+    }
+
+    #[test]
+    fn how_near_is_near_enough() {
+        // A third of the longer length: 14 / 3 = 4 edits for svid_file_name.
+        assert_eq!(nearest("svid_fxxx_nxme", KEYS), Some("svid_file_name"));
+        assert_eq!(nearest("svxd_fxxx_nxme", KEYS), None);
+        // Of two keys as near, the first listed.
+        assert_eq!(nearest("ab_z", &["ab_x", "ab_y"]), Some("ab_x"));
+        // A key that extends a valid one is suggested up to 64 characters,
+        // however many bytes they take.
+        let long = |tail: &str, n: usize| format!("cert_dir{}", tail.repeat(n));
+        assert_eq!(nearest(&long("x", 56), KEYS), Some("cert_dir"));
+        assert_eq!(nearest(&long("é", 56), KEYS), Some("cert_dir"));
+        assert_eq!(nearest(&long("x", 57), KEYS), None);
     }
 
     #[test]
